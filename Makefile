@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make figures` and `make test`. Both build .venv themselves.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Published SEAA 2023 data: a local copy (default: the shared checkout beside the project).
+SEAA2023_DIR ?= $(abspath ../shared/data/seaa2023)
+export SEAA2023_DIR
+# Datasets processed by `make figures` (see helpers/datasets.py).
+DATASETS ?= seaa2023 collected
+
+.PHONY: install figures test lint data bench clean-outputs
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+figures: $(STAMP)
+	$(BIN)/python -m helpers.runner $(DATASETS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check helpers tests benchmarks notebooks
+
+# Obtain the published data: verify a local copy (SEAA2023_DIR) or download with pooch
+# (SEAA2023_URL) into data_inputs/downloads/, verifying every file against MANIFEST.sha256.
+data: $(STAMP)
+	$(BIN)/python -m helpers.fetch --local "$(SEAA2023_DIR)"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_merge_energy.py
+
+clean-outputs:
+	rm -rf data_outputs/*/ figures/*/
