@@ -44,6 +44,9 @@ SAMPLE_EXTRA_COLUMNS: dict[str, str] = {
     "process_cpu_pct": "training process CPU (% of one core)",
     "process_rss_mb": "training process resident memory (MB)",
     "cpu_energy_counter_j": "cumulative CPU package energy from RAPL (J); NaN where unreadable",
+    "device_power_w": "power (W) of the component the run's energy_j measures (GPU power draw, or "
+    "CPU power for CPU-only runs; see the run's energy_source)",
+    "cpu_power_w": "CPU package power (W): from RAPL deltas or an estimate (see cpu_energy_method)",
     "cpu_match_gap_s": "|time to the joined CPU/RAM sample| (s); NaN when unmatched",
     "epoch": "epoch number (from 0) from phase events; NaN without events",
     "phase": "phase label from events (idle, train, eval, ...); NaN without events",
