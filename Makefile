@@ -4,9 +4,12 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Published SEAA 2023 data: a local copy (default: the shared checkout beside the project).
-SEAA2023_DIR ?= $(abspath ../shared/data/seaa2023)
+# Published SEAA 2023 data: a download made by `make data SEAA2023_URL=...` if present, else the
+# shared checkout beside the project. Override with SEAA2023_DIR=/path/to/seaa2023.
+SEAA2023_DIR ?= $(if $(wildcard data_inputs/downloads/seaa2023/raw),$(abspath data_inputs/downloads/seaa2023),$(abspath ../shared/data/seaa2023))
 export SEAA2023_DIR
+SEAA2023_URL ?=
+SEAA2023_SHA256 ?=
 # Datasets processed by `make figures` (see helpers/datasets.py).
 DATASETS ?= seaa2023 collected
 
@@ -32,7 +35,11 @@ lint: $(STAMP)
 # Obtain the published data: verify a local copy (SEAA2023_DIR) or download with pooch
 # (SEAA2023_URL) into data_inputs/downloads/, verifying every file against MANIFEST.sha256.
 data: $(STAMP)
+ifneq ($(strip $(SEAA2023_URL)),)
+	$(BIN)/python -m helpers.fetch --url "$(SEAA2023_URL)" --dest data_inputs/downloads $(if $(strip $(SEAA2023_SHA256)),--known-hash "$(SEAA2023_SHA256)")
+else
 	$(BIN)/python -m helpers.fetch --local "$(SEAA2023_DIR)"
+endif
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_merge_energy.py

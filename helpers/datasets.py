@@ -7,7 +7,7 @@ parameters first and environment variables second.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Environment variable naming the folder that holds the published SEAA 2023 data
@@ -29,12 +29,14 @@ class DatasetConfig:
             sampler's format, see ``data_inputs/README.md``).
         notebooks: notebook stems run in order by ``make figures``.
         description: one line for reports.
+        parameters: per-notebook papermill parameters overriding the notebooks' defaults.
     """
 
     name: str
     raw_format: str
     notebooks: tuple[str, ...]
     description: str
+    parameters: dict[str, dict] = field(default_factory=dict)
 
 
 ANALYSIS_NOTEBOOKS = ("02-merge", "03-clean", "04-trade-offs", "05-power-behaviour",
@@ -52,6 +54,8 @@ DATASETS: dict[str, DatasetConfig] = {
         raw_format="project",
         notebooks=("01-collect", *ANALYSIS_NOTEBOOKS),
         description="runs collected on this machine by notebook 01 (default grid)",
+        # the default CPU grid trains few short epochs: keep every run of it
+        parameters={"03-clean": {"min_epochs": 1, "contamination": 0}},
     ),
 }
 
@@ -73,7 +77,7 @@ def seaa2023_dir(path: str | os.PathLike[str] | None = None) -> Path:
         if not p.is_absolute():
             p = (project_root() / p).resolve()
         if (p / "raw").is_dir():
-            return p
+            return p.resolve()
         if cand is not candidates[-1]:
             raise FileNotFoundError(f"SEAA 2023 data folder {p} has no raw/ subfolder")
     raise FileNotFoundError(

@@ -1,0 +1,399 @@
+"""Reader for the published SEAA 2023 profiling logs (nvidia-smi GPU logs + psutil CPU/RAM logs).
+
+Layout: ``raw/<environment>/<architecture>/gpu-power-<YYYYmmddTHHMMSS>.csv`` and
+``cpu-mem-usage-<same stamp>.csv``. GPU files come in two header variants (renamed, and raw
+nvidia-smi with ``", "`` separators); values carry units as text (``"119.17 W"``), which are
+parsed with their decimals. Stamps are local wall-clock time; ``tz`` converts them to UTC.
+
+Bad input never crashes inside pandas: file-level problems (empty, header-less, unknown header)
+and row-level problems (torn last line, wrong field count, non-numeric value, unparsable or
+out-of-order stamp) become :class:`Skip` records naming file, line and column, or raise
+:class:`~helpers.errors.InputFormatError` when ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from helpers.errors import InputFormatError
+
+#: Default timezone of the published local-time stamps (the study ran in Barcelona).
+DEFAULT_TZ = "Europe/Madrid"
+
+#: Display names used by the authors' processed dataset for each raw environment label.
+ENVIRONMENT_NAMES = {
+    "cloud": "Cloud",
+    "local-v2": "Local ML Engineer/Gamer",
+    "local": "Local Normal User",
+}
+
+GPU_COLUMNS = [
+    "timestamp", "gpu_name", "gpu_usage", "gpu_memory_usage", "gpu_total_memory",
+    "gpu_memory_used", "gpu_power_draw", "gpu_max_power", "gpu_temperature",
+]
+#: Raw nvidia-smi header, mapped onto the renamed one (same order).
+NVSMI_HEADER = [
+    "timestamp", "name", "utilization.gpu [%]", "utilization.memory [%]", "memory.total [MiB]",
+    "memory.used [MiB]", "power.draw [W]", "power.max_limit [W]", "temperature.gpu",
+]
+#: Numeric GPU columns -> (unit suffix allowed in the text, scale to the schema unit).
+GPU_NUMERIC = {
+    "gpu_usage": ("%", 0.01),
+    "gpu_memory_usage": ("%", 0.01),
+    "gpu_total_memory": ("MiB", 1.0),
+    "gpu_memory_used": ("MiB", 1.0),
+    "gpu_power_draw": ("W", 1.0),
+    "gpu_max_power": ("W", 1.0),
+    "gpu_temperature": ("", 1.0),
+}
+CPU_HEADER = ["timestamp", "cpu usage (%)", "memory usage (MB)", "temperature (Celsius)"]
+CPU_COLUMNS = {"cpu usage (%)": "cpu_usage", "memory usage (MB)": "memory_usage",
+               "temperature (Celsius)": "cpu_temperature_c"}
+STAMP_RE = re.compile(r"^(gpu-power|cpu-mem-usage)-(\d{8}T\d{6})\.csv$")
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A recorded, counted skip: what was left out of which file, where and why."""
+
+    file: str
+    line: int | None
+    column: str | None
+    reason: str
+    rows: int = 1
+
+
+@dataclass
+class ParsedLog:
+    """One parsed log file: samples (with their 1-based physical ``line``) and the skips."""
+
+    path: Path
+    data: pd.DataFrame
+    skips: list[Skip] = field(default_factory=list)
+    variant: str = ""
+
+
+def _fail(path: Path, reason: str, line: int | None, column: str | None,
+          strict: bool) -> Skip:
+    if strict:
+        raise InputFormatError(path, reason, line=line, column=column)
+    return Skip(str(path), line, column, reason)
+
+
+def _read_rows(path: Path, raw: bytes, names: list[str], strict: bool
+               ) -> tuple[pa.Table, np.ndarray, list[Skip]]:
+    """Parse the body (after the header line) as strings. Returns the Arrow table, the
+    physical line number of each row, and skips for torn or malformed rows."""
+    skips: list[Skip] = []
+    body = raw[raw.index(b"\n") + 1:]
+    if body and not body.endswith(b"\n"):
+        skips.append(_fail(path, "last line not newline-terminated (torn write), left out",
+                           body.count(b"\n") + 2, None, strict))
+        body = body[:body.rfind(b"\n") + 1]
+    bad_lines: list[int] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        line = -1 if row.number is None else int(row.number) + 1  # +1: the header line
+        bad_lines.append(line)
+        skips.append(_fail(path, f"expected {len(names)} fields, found {row.actual_columns}",
+                           line, None, strict))
+        return "skip"
+
+    table = pacsv.read_csv(
+        io.BytesIO(body),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, strings_can_be_null=False),
+    )
+    if bad_lines or b"\n\n" in body or body.startswith(b"\n"):
+        lines = [i + 2 for i, ln in enumerate(body.split(b"\n")[:-1])
+                 if ln.strip() and i + 2 not in bad_lines]
+    else:
+        lines = range(2, table.num_rows + 2)
+    return table, np.asarray(lines, dtype=np.int64), skips
+
+
+NUMBER_RE = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
+TIME_RE = r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,9})?$"
+
+
+def _bad_rows(path: Path, column: pa.ChunkedArray, ok: np.ndarray, lines: np.ndarray,
+              name: str, what: str, strict: bool) -> list[Skip]:
+    return [_fail(path, f"{what} {column[int(i)].as_py()!r}", int(lines[i]), name, strict)
+            for i in np.flatnonzero(~ok)]
+
+
+def _null_where_bad(text: pa.ChunkedArray, ok: np.ndarray) -> pa.ChunkedArray:
+    if ok.all():
+        return text
+    return pc.if_else(pa.array(ok), text.combine_chunks(), pa.scalar(None, pa.string()))
+
+
+def _to_numeric(table: pa.Table, col: str, unit: str, lines: np.ndarray, path: Path,
+                strict: bool) -> tuple[np.ndarray, np.ndarray, list[Skip]]:
+    """Strip whitespace and the unit suffix, then parse floats (vectorised in Arrow). Rows whose
+    text is not a number are flagged and recorded with their line and column."""
+    raw = table.column(col)
+    text = pc.utf8_trim_whitespace(raw)
+    if unit:
+        text = pc.utf8_trim_whitespace(pc.replace_substring_regex(text, f"{unit}$", ""))
+    ok = pc.match_substring_regex(text, NUMBER_RE).to_numpy(zero_copy_only=False)
+    values = pc.cast(_null_where_bad(text, ok), pa.float64()).to_numpy(zero_copy_only=False)
+    return values, ok, _bad_rows(path, raw, ok, lines, col, "non-numeric value", strict)
+
+
+def _parse_time(table: pa.Table, lines: np.ndarray, tz: str, path: Path, strict: bool
+                ) -> tuple[pd.DatetimeIndex, np.ndarray, list[Skip]]:
+    """Parse local ISO-like stamps (``-`` or ``/`` date separators, optional fraction: Python's
+    isoformat drops it when microseconds are 0) and convert them from ``tz`` to UTC (ms)."""
+    raw = table.column("timestamp")
+    text = pc.replace_substring(pc.utf8_trim_whitespace(raw), "/", "-")
+    ok = pc.match_substring_regex(text, TIME_RE).to_numpy(zero_copy_only=False)
+    stamps = pc.cast(_null_where_bad(text, ok), pa.timestamp("us"))
+    local = pd.DatetimeIndex(stamps.to_numpy(zero_copy_only=False))
+    utc = local.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").tz_convert("UTC").as_unit("ms")
+    ok = ok & ~np.asarray(utc.isna())
+    return utc, ok, _bad_rows(path, raw, ok, lines, "timestamp", "unparsable timestamp", strict)
+
+
+def _drop_out_of_order(df: pd.DataFrame, path: Path, strict: bool
+                       ) -> tuple[pd.DataFrame, list[Skip]]:
+    t = df["time_utc"].astype("int64").to_numpy()
+    back = np.zeros(len(t), dtype=bool)
+    if len(t) > 1:
+        back[1:] = t[1:] < np.maximum.accumulate(t)[:-1]
+    skips = [
+        _fail(path, "timestamp earlier than a previous sample (out of order)",
+              int(df["line"].iat[i]), "timestamp", strict)
+        for i in np.flatnonzero(back)
+    ]
+    return df.loc[~back].reset_index(drop=True), skips
+
+
+def _read_head(path: Path, strict: bool) -> tuple[bytes, list[str] | None, Skip | None]:
+    """Read the file and split its first line; empty or header-only files give a skip."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        return raw, None, _fail(path, "empty file", None, None, strict)
+    first, _, rest = raw.partition(b"\n")
+    header = [c.strip() for c in first.decode("utf-8", errors="replace").split(",")]
+    if not rest.strip() and not header[0][:2].isdigit():
+        return raw, None, _fail(path, "header only, no samples", 1, None, strict)
+    return raw, header, None
+
+
+def _header_skip(path: Path, header: list[str], strict: bool) -> Skip:
+    reason = ("no header (first line holds data)" if header and header[0][:2].isdigit()
+              else f"unknown header {','.join(header)!r}")
+    return _fail(path, reason, 1, None, strict)
+
+
+def _parse_body(path: Path, raw: bytes, names: list[str], numeric: dict[str, tuple[str, float]],
+                rename: dict[str, str], tz: str, strict: bool
+                ) -> tuple[pd.DataFrame, list[Skip]]:
+    """Parse rows, numeric columns and stamps; drop (and record) bad and out-of-order rows."""
+    table, lines, skips = _read_rows(path, raw, names, strict)
+    time_utc, ok, s = _parse_time(table, lines, tz, path, strict)
+    skips.extend(s)
+    data: dict[str, object] = {"time_utc": time_utc}
+    for col in names[1:]:
+        if col in numeric:
+            unit, scale = numeric[col]
+            values, col_ok, s = _to_numeric(table, col, unit, lines, path, strict)
+            data[rename.get(col, col)] = values * scale
+            ok &= col_ok
+            skips.extend(s)
+        else:
+            text = pc.utf8_trim_whitespace(table.column(col)).to_numpy(zero_copy_only=False)
+            data[rename.get(col, col)] = text
+    data["line"] = lines
+    df = pd.DataFrame(data).loc[ok].reset_index(drop=True)
+    df, order_skips = _drop_out_of_order(df, path, strict)
+    return df, skips + order_skips
+
+
+def _empty_log(path: Path, columns: list[str], skip: Skip) -> ParsedLog:
+    return ParsedLog(path, pd.DataFrame(columns=columns), [skip])
+
+
+def read_gpu_log(path: str | Path, tz: str = DEFAULT_TZ, strict: bool = False) -> ParsedLog:
+    """Parse one ``gpu-power-*.csv`` of either header variant.
+
+    Returns samples with ``time_utc`` (tz-aware UTC), ``gpu_name`` and the numeric fields of
+    the DL Training Profiling Dataset in its units (usage fractions, MiB, W, degC), plus
+    ``line`` (1-based physical line). Unknown or missing headers yield an empty log with one
+    file-level skip (or an error when ``strict``).
+    """
+    path = Path(path)
+    out_cols = ["time_utc", *GPU_COLUMNS[1:], "line"]
+    raw, header, skip = _read_head(path, strict)
+    if skip:
+        return _empty_log(path, out_cols, skip)
+    if header == GPU_COLUMNS:
+        variant = "renamed"
+    elif header == NVSMI_HEADER:
+        variant = "nvidia-smi"
+    else:
+        return _empty_log(path, out_cols, _header_skip(path, header, strict))
+    df, skips = _parse_body(path, raw, GPU_COLUMNS, GPU_NUMERIC, {}, tz, strict)
+    return ParsedLog(path, df[out_cols], skips, variant)
+
+
+def read_cpu_log(path: str | Path, tz: str = DEFAULT_TZ, strict: bool = False) -> ParsedLog:
+    """Parse one ``cpu-mem-usage-*.csv``: ``time_utc``, ``cpu_usage`` (%), ``memory_usage``
+    (MB), ``cpu_temperature_c`` (degC), ``line``."""
+    path = Path(path)
+    out_cols = ["time_utc", *CPU_COLUMNS.values(), "line"]
+    raw, header, skip = _read_head(path, strict)
+    if skip:
+        return _empty_log(path, out_cols, skip)
+    if header != CPU_HEADER:
+        return _empty_log(path, out_cols, _header_skip(path, header, strict))
+    numeric = {c: ("", 1.0) for c in CPU_COLUMNS}
+    df, skips = _parse_body(path, raw, CPU_HEADER, numeric, CPU_COLUMNS, tz, strict)
+    return ParsedLog(path, df[out_cols], skips, "psutil")
+
+
+def discover_runs(raw_dir: str | Path) -> pd.DataFrame:
+    """List runs under ``raw_dir`` as a table: environment, architecture, run, stamp, gpu_file,
+    cpu_file (None when missing), run_id. Runs are numbered 0.. by stamp order within
+    (environment, architecture)."""
+    raw_dir = Path(raw_dir)
+    rows = []
+    for env_dir in sorted(p for p in raw_dir.iterdir() if p.is_dir()):
+        for arch_dir in sorted(p for p in env_dir.iterdir() if p.is_dir()):
+            stamps: dict[str, dict[str, Path]] = {}
+            for f in arch_dir.iterdir():
+                m = STAMP_RE.match(f.name)
+                if m:
+                    stamps.setdefault(m.group(2), {})[m.group(1)] = f
+            for run, stamp in enumerate(sorted(stamps)):
+                files = stamps[stamp]
+                rows.append({
+                    "environment": env_dir.name, "architecture": arch_dir.name, "run": run,
+                    "stamp": stamp, "gpu_file": files.get("gpu-power"),
+                    "cpu_file": files.get("cpu-mem-usage"),
+                })
+    runs = pd.DataFrame(rows, columns=["environment", "architecture", "run", "stamp",
+                                       "gpu_file", "cpu_file"])
+    runs["run_id"] = run_ids(runs)
+    return runs
+
+
+def run_ids(df: pd.DataFrame) -> pd.Series:
+    """``'<environment>/<architecture>/<run:03d>'`` for each row of ``df``."""
+    return (df["environment"].astype(str) + "/" + df["architecture"].astype(str) + "/"
+            + df["run"].map("{:03d}".format))
+
+
+@dataclass
+class Seaa2023Logs:
+    """All parsed logs of the published dataset.
+
+    ``runs``: one row per discovered run (see :func:`discover_runs`) with ``n_gpu_samples`` and
+    ``n_cpu_samples``. ``gpu`` / ``cpu``: samples of every run with ``run_id`` and
+    ``source_file``. ``skips``: every recorded skip, with its ``run_id``.
+    """
+
+    runs: pd.DataFrame
+    gpu: pd.DataFrame
+    cpu: pd.DataFrame
+    skips: pd.DataFrame
+
+
+def _parse_run(args: tuple[str, Path | None, Path | None, str, str, bool]
+               ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, list[dict]]:
+    """Parse one run's GPU and CPU logs (runs in a worker process)."""
+    run_id, gpu_file, cpu_file, raw_dir, tz, strict = args
+    frames: list[pd.DataFrame | None] = []
+    skips: list[dict] = []
+    for path, reader, name in ((gpu_file, read_gpu_log, "gpu-power"),
+                               (cpu_file, read_cpu_log, "cpu-mem-usage")):
+        if path is None:
+            frames.append(None)
+            skips.append({"run_id": run_id, "file": None, "line": None, "column": None,
+                          "reason": f"no {name} file for this stamp", "rows": 0})
+            continue
+        log = reader(path, tz, strict)
+        rel = str(Path(path).relative_to(raw_dir))
+        df = log.data
+        df.insert(0, "run_id", run_id)
+        df["source_file"] = rel
+        for col in ("run_id", "source_file", "gpu_name"):
+            if col in df:
+                df[col] = df[col].astype("category")
+        frames.append(df)
+        skips.extend({"run_id": run_id, **asdict(s), "file": rel} for s in log.skips)
+    return frames[0], frames[1], skips
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    df = pd.concat(parts, ignore_index=True)
+    for col in ("run_id", "source_file", "gpu_name"):
+        if col in df:
+            df[col] = df[col].astype(str)
+    return df
+
+
+def read_logs(raw_dir: str | Path, tz: str = DEFAULT_TZ, strict: bool = False,
+              workers: int = 2) -> Seaa2023Logs:
+    """Discover and parse every run under ``raw_dir``, ``workers`` processes in parallel
+    (1: in this process)."""
+    raw_dir = Path(raw_dir)
+    runs = discover_runs(raw_dir)
+    if runs.empty:
+        raise FileNotFoundError(f"no gpu-power-*.csv logs under {raw_dir}")
+    jobs = [(r.run_id, r.gpu_file, r.cpu_file, str(raw_dir), tz, strict)
+            for r in runs.itertuples()]
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            parsed = list(pool.map(_parse_run, jobs, chunksize=8))
+    else:
+        parsed = [_parse_run(j) for j in jobs]
+    gpu_all = _concat([g for g, _, _ in parsed if g is not None])
+    cpu_parts = [c for _, c, _ in parsed if c is not None]
+    cpu_all = _concat(cpu_parts) if cpu_parts else pd.DataFrame(
+        columns=["run_id", "time_utc", *CPU_COLUMNS.values(), "line", "source_file"])
+    skips = [s for _, _, run_skips in parsed for s in run_skips]
+    runs = runs.copy()
+    runs["n_gpu_samples"] = runs["run_id"].map(gpu_all.groupby("run_id").size()).fillna(0)
+    runs["n_cpu_samples"] = runs["run_id"].map(cpu_all.groupby("run_id").size()).fillna(0)
+    skip_df = pd.DataFrame(skips, columns=["run_id", "file", "line", "column", "reason", "rows"])
+    return Seaa2023Logs(runs, gpu_all, cpu_all, skip_df)
+
+
+METRICS_COLUMNS = {
+    "train_environment": "environment", "architecture": "architecture", "run": "run",
+    "training size": "train_size", "validation size": "val_size", "batch size": "batch_size",
+    "GFLOPs": "gflops", "accuracy": "accuracy", "precision": "precision", "recall": "recall",
+    "AUC": "auc", "trained epochs": "epochs", "total seen images": "images_seen",
+    "f1-score": "f1",
+}
+
+
+def read_model_metrics(path: str | Path) -> pd.DataFrame:
+    """Read ``interim/model_metrics.gzip`` (Parquet despite the name) with unit-free snake_case
+    names: environment, architecture, run, train_size, val_size, batch_size, gflops, accuracy,
+    precision, recall, auc, epochs, images_seen, f1."""
+    path = Path(path)
+    try:
+        df = pd.read_parquet(path)
+        if not isinstance(df.index, pd.RangeIndex):  # published file keeps the keys as index
+            df = df.reset_index()
+    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
+        raise InputFormatError(path, f"not a readable Parquet file ({exc})") from exc
+    missing = [c for c in METRICS_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputFormatError(path, f"missing columns {missing}")
+    return df[list(METRICS_COLUMNS)].rename(columns=METRICS_COLUMNS)
