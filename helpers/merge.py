@@ -4,14 +4,41 @@ and export the DL Training Profiling Dataset schema (plus extra columns)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from helpers import datasets, io
 from helpers.schema import PROFILING_COLUMNS, SAMPLE_EXTRA_COLUMNS, require_columns
 
 #: Default nearest-match tolerance (s) for ~1 Hz logs.
 DEFAULT_TOLERANCE_S = 1.0
+
+
+EVENT_COLUMNS = ["run_id", "time_utc", "event", "epoch", "val_accuracy", "val_f1"]
+
+
+@dataclass
+class MergeOutputs:
+    """What the merge stage produces (see module docstring)."""
+
+    profiling: pd.DataFrame
+    run_index: pd.DataFrame
+    events: pd.DataFrame
+    skips: pd.DataFrame
+    match_counts: pd.DataFrame
+
+    def write(self, dataset: str) -> dict[str, Path]:
+        """Write every table atomically under ``data_outputs/<dataset>/interim``."""
+        d = datasets.output_dir(dataset, "interim")
+        return {
+            "profiling": io.write_parquet(self.profiling, d / "profiling.parquet"),
+            "run_index": io.write_parquet(self.run_index, d / "run_index.parquet"),
+            "events": io.write_parquet(self.events, d / "events.parquet"),
+            "skips": io.write_csv(self.skips, d / "skips.csv"),
+            "match_counts": io.write_csv(self.match_counts, d / "match_counts.csv"),
+        }
 
 
 @dataclass

@@ -18,33 +18,9 @@ import pandas as pd
 
 from helpers import datasets, energy, io, merge, runs
 from helpers.clean import CleaningLedger, clean_runs
+from helpers.merge import EVENT_COLUMNS, MergeOutputs
 from helpers.readers import seaa2023
 from helpers.schema import RUN_COLUMNS
-
-
-@dataclass
-class MergeOutputs:
-    """What the merge stage produces (see module docstring)."""
-
-    profiling: pd.DataFrame
-    run_index: pd.DataFrame
-    events: pd.DataFrame
-    skips: pd.DataFrame
-    match_counts: pd.DataFrame
-
-    def write(self, dataset: str) -> dict[str, Path]:
-        """Write every table atomically under ``data_outputs/<dataset>/interim``."""
-        d = datasets.output_dir(dataset, "interim")
-        return {
-            "profiling": io.write_parquet(self.profiling, d / "profiling.parquet"),
-            "run_index": io.write_parquet(self.run_index, d / "run_index.parquet"),
-            "events": io.write_parquet(self.events, d / "events.parquet"),
-            "skips": io.write_csv(self.skips, d / "skips.csv"),
-            "match_counts": io.write_csv(self.match_counts, d / "match_counts.csv"),
-        }
-
-
-EVENT_COLUMNS = ["run_id", "time_utc", "event", "epoch", "val_accuracy", "val_f1"]
 
 
 def merge_seaa2023(raw_dir: Path, tolerance_s: float = merge.DEFAULT_TOLERANCE_S,
@@ -80,7 +56,7 @@ def merge_dataset(dataset: str, tolerance_s: float = merge.DEFAULT_TOLERANCE_S,
         root = datasets.seaa2023_dir(data_dir)
         return merge_seaa2023(root / "raw", tolerance_s, tz,
                               root / "interim" / "model_metrics.gzip", dataset)
-    from helpers.readers import project_merge  # only needed for the project's own format
+    from helpers.readers import project_merge  # imports the sampler; only for this format
 
     raw = Path(data_dir) if data_dir else datasets.raw_dir(dataset)
     return project_merge.merge_project(raw, dataset)

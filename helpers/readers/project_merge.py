@@ -1,0 +1,121 @@
+"""Merge stage for the project's own raw format (runs written by :mod:`helpers.sampler`).
+
+GPU and CPU/RAM values already share one row per tick, so no nearest join is needed
+(``cpu_match_gap_s`` is 0 where the CPU fields were read). Each sample is labelled with its
+phase and epoch from the run's events, and the run metadata becomes the run index.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers import merge
+from helpers.merge import EVENT_COLUMNS, MergeOutputs
+from helpers.readers import project
+
+#: project raw column -> (profiling/extra column, scale)
+COLUMN_MAP: dict[str, tuple[str, float]] = {
+    "gpu_index": ("gpu_index", 1.0),
+    "gpu_power_w": ("gpu_power_draw", 1.0),
+    "gpu_power_instant_w": ("gpu_power_instant_w", 1.0),
+    "gpu_energy_counter_j": ("gpu_energy_counter_j", 1.0),
+    "gpu_usage_pct": ("gpu_usage", 0.01),
+    "gpu_memory_usage_pct": ("gpu_memory_usage", 0.01),
+    "gpu_memory_total_mb": ("gpu_total_memory", 1.0),
+    "gpu_memory_used_mb": ("gpu_memory_used", 1.0),
+    "gpu_power_limit_w": ("gpu_max_power", 1.0),
+    "gpu_temperature_c": ("gpu_temperature", 1.0),
+    "gpu_sm_clock_mhz": ("gpu_sm_clock_mhz", 1.0),
+    "cpu_usage_pct": ("cpu_usage", 1.0),
+    "system_ram_used_mb": ("memory_usage", 1.0),
+    "process_cpu_pct": ("process_cpu_pct", 1.0),
+    "process_rss_mb": ("process_rss_mb", 1.0),
+    "cpu_energy_counter_j": ("cpu_energy_counter_j", 1.0),
+    "cpu_power_estimate_w": ("cpu_power_w", 1.0),
+}
+
+#: metadata key -> run index column
+METADATA_MAP = {
+    "batch_size": "batch_size", "params": "params", "train_size": "train_size",
+    "val_size": "val_size", "epochs_trained": "epochs", "epochs_planned": "epochs_planned",
+    "accuracy": "accuracy", "f1": "f1", "input_size_px": "input_size_px",
+    "gflops_per_image": "gflops", "images_per_epoch": "images_per_epoch",
+    "dataset": "image_dataset", "device": "device", "seed": "seed",
+}
+
+
+def _samples(run: project.ProjectRun, run_id: str) -> pd.DataFrame:
+    raw = run.samples
+    out = pd.DataFrame({"run_id": run_id,
+                        "time_utc": pd.to_datetime(raw["timestamp_ms"], unit="ms", utc=True)})
+    out["gpu_name"] = raw["gpu_name"].fillna("none").replace("", "none").astype(str)
+    for src, (dst, scale) in COLUMN_MAP.items():
+        out[dst] = pd.to_numeric(raw[src], errors="coerce").astype("float64") * scale
+    out["cpu_match_gap_s"] = np.where(out["cpu_usage"].notna(), 0.0, np.nan)
+    has_gpu = out["gpu_power_draw"].notna().any()
+    out["device_power_w"] = out["gpu_power_draw"] if has_gpu else out["cpu_power_w"]
+    out["source_file"] = str(Path(run.run_dir.parent.parent.name) / run.run_dir.parent.name
+                             / run.run_dir.name / "samples.csv")
+    return out
+
+
+def _events(run: project.ProjectRun, run_id: str) -> pd.DataFrame:
+    ev = run.events
+    info = ev["info"] if "info" in ev else pd.Series([{}] * len(ev))
+    return pd.DataFrame({
+        "run_id": run_id,
+        "time_utc": pd.to_datetime(ev["timestamp_ms"], unit="ms", utc=True),
+        "event": ev["event"].astype(str),
+        "epoch": pd.to_numeric(ev["epoch"], errors="coerce").astype("float64"),
+        "val_accuracy": [d.get("val_accuracy", np.nan) if isinstance(d, dict) else np.nan
+                         for d in info],
+        "val_f1": [d.get("val_f1", np.nan) if isinstance(d, dict) else np.nan for d in info],
+    })
+
+
+def _index_row(run: project.ProjectRun, run_id: str, env: str, arch: str, num: int) -> dict:
+    meta = run.metadata
+    row = {"run_id": run_id, "environment": env, "environment_name": env, "architecture": arch,
+           "run": num, "status": meta.get("status", "unknown"),
+           "return_code": meta.get("return_code"),
+           "cpu_energy_method": (meta.get("cpu_power") or {}).get("estimate_method")}
+    for key, col in METADATA_MAP.items():
+        row[col] = meta.get(key, np.nan)
+    if row["status"] == "running":
+        row["status"] = "incomplete: metadata still says running (killed?)"
+    return row
+
+
+def merge_project(raw_root: Path, dataset: str) -> MergeOutputs:
+    """Read every run under ``raw_root`` and build the merge stage's outputs."""
+    samples, events, index, skips = [], [], [], []
+    for run_dir in project.discover_runs(raw_root):
+        env, arch, num = run_dir.parent.parent.name, run_dir.parent.name, int(run_dir.name)
+        run_id = f"{env}/{arch}/{num:03d}"
+        run = project.read_run(run_dir)
+        samples.append(_samples(run, run_id).assign(environment=env, architecture=arch,
+                                                    run=num))
+        events.append(_events(run, run_id))
+        index.append(_index_row(run, run_id, env, arch, num))
+        skips.extend({"run_id": run_id, "file": str(run_dir), "line": line, "column": None,
+                      "reason": reason, "rows": 1} for line, reason in run.skipped)
+    if not samples:
+        raise FileNotFoundError(f"no runs under {raw_root}: run notebook 01-collect first")
+    all_samples = pd.concat(samples, ignore_index=True)
+    all_events = pd.concat(events, ignore_index=True)[EVENT_COLUMNS]
+    labelled = merge.label_phases(all_samples, all_events)
+    labelled = merge.add_elapsed(labelled)
+    profiling = merge.to_profiling_schema(labelled, dataset)
+    run_index = pd.DataFrame(index)
+    run_index["images_seen"] = run_index["epochs"] * run_index["images_per_epoch"]
+    counts = pd.DataFrame({"run_id": run_index["run_id"]})
+    counts["gpu_samples"] = counts["run_id"].map(profiling.groupby("run_id").size()).fillna(0)
+    counts["matched"] = counts["run_id"].map(
+        profiling["cpu_match_gap_s"].notna().groupby(profiling["run_id"]).sum()).fillna(0)
+    counts["unmatched"] = counts["gpu_samples"] - counts["matched"]
+    skip_df = pd.DataFrame(skips, columns=["run_id", "file", "line", "column", "reason", "rows"])
+    return MergeOutputs(profiling, run_index, all_events, skip_df, counts.astype(
+        {"gpu_samples": "int64", "matched": "int64", "unmatched": "int64"}))
