@@ -38,8 +38,9 @@ def merge_seaa2023(raw_dir: Path, tolerance_s: float = merge.DEFAULT_TOLERANCE_S
     index["status"] = "ok"
     index["return_code"] = 0
     problems = logs.skips[logs.skips["line"].isna() | (logs.skips["line"] == 1)]
-    index["read_problem"] = index["run_id"].map(
-        problems.groupby("run_id")["reason"].agg("; ".join)).fillna("")
+    joined = problems.groupby("run_id")["reason"].agg("; ".join)
+    # (Series.map + fillna("") warns, and will fail, when no run has a problem: float NaN column)
+    index["read_problem"] = [joined.get(run_id, "") for run_id in index["run_id"]]
     if metrics_path is not None:
         metrics = seaa2023.read_model_metrics(metrics_path)
         index = index.merge(metrics, on=["environment", "architecture", "run"], how="left",

@@ -100,22 +100,28 @@ def _read_rows(path: Path, raw: bytes, names: list[str], strict: bool
         skips.append(_fail(path, "last line not newline-terminated (torn write), left out",
                            body.count(b"\n") + 2, None, strict))
         body = body[:body.rfind(b"\n") + 1]
-    bad_lines: list[int] = []
+    if not body.strip():  # nothing left but a torn line: pyarrow rejects an empty body
+        table = pa.table({n: pa.array([], pa.string()) for n in names})
+        return table, np.zeros(0, dtype=np.int64), skips
+    bad_rows: list[tuple[int, int]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
+        # only record here: pyarrow swallows exceptions raised inside this handler
         line = -1 if row.number is None else int(row.number) + 1  # +1: the header line
-        bad_lines.append(line)
-        skips.append(_fail(path, f"expected {len(names)} fields, found {row.actual_columns}",
-                           line, None, strict))
+        bad_rows.append((line, row.actual_columns))
         return "skip"
 
     table = pacsv.read_csv(
         io.BytesIO(body),
         read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+        # the logs never quote: a stray '"' must not swallow the following lines
+        parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names}, strings_can_be_null=False),
     )
+    skips.extend(_fail(path, f"expected {len(names)} fields, found {found}", line, None, strict)
+                 for line, found in bad_rows)
+    bad_lines = [line for line, _ in bad_rows]
     if bad_lines or b"\n\n" in body or body.startswith(b"\n"):
         lines = [i + 2 for i, ln in enumerate(body.split(b"\n")[:-1])
                  if ln.strip() and i + 2 not in bad_lines]
@@ -146,8 +152,16 @@ def _to_numeric(table: pa.Table, col: str, unit: str, lines: np.ndarray, path: P
     text is not a number are flagged and recorded with their line and column."""
     raw = table.column(col)
     text = pc.utf8_trim_whitespace(raw)
-    if unit:
-        text = pc.utf8_trim_whitespace(pc.replace_substring_regex(text, f"{unit}$", ""))
+    if unit:  # drop one trailing unit (plain string kernels: a regex per file costs more)
+        cut = pc.utf8_slice_codeunits(text, 0, -len(unit))
+        text = pc.utf8_trim_whitespace(pc.if_else(pc.ends_with(text, unit), cut, text))
+    try:  # fast path: Arrow parses every row and all are finite (it accepts no finite value
+        # that NUMBER_RE rejects); otherwise flag the rows NUMBER_RE rejects
+        values = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+        if np.isfinite(values).all():
+            return values, np.ones(len(values), dtype=bool), []
+    except pa.ArrowInvalid:
+        pass
     ok = pc.match_substring_regex(text, NUMBER_RE).to_numpy(zero_copy_only=False)
     values = pc.cast(_null_where_bad(text, ok), pa.float64()).to_numpy(zero_copy_only=False)
     return values, ok, _bad_rows(path, raw, ok, lines, col, "non-numeric value", strict)
@@ -173,6 +187,8 @@ def _drop_out_of_order(df: pd.DataFrame, path: Path, strict: bool
     back = np.zeros(len(t), dtype=bool)
     if len(t) > 1:
         back[1:] = t[1:] < np.maximum.accumulate(t)[:-1]
+    if not back.any():
+        return df, []
     skips = [
         _fail(path, "timestamp earlier than a previous sample (out of order)",
               int(df["line"].iat[i]), "timestamp", strict)
@@ -218,13 +234,22 @@ def _parse_body(path: Path, raw: bytes, names: list[str], numeric: dict[str, tup
             text = pc.utf8_trim_whitespace(table.column(col)).to_numpy(zero_copy_only=False)
             data[rename.get(col, col)] = text
     data["line"] = lines
-    df = pd.DataFrame(data).loc[ok].reset_index(drop=True)
+    df = pd.DataFrame(data)
+    if not ok.all():
+        df = df.loc[ok].reset_index(drop=True)
     df, order_skips = _drop_out_of_order(df, path, strict)
     return df, skips + order_skips
 
 
+def _empty_frame(columns: list[str]) -> pd.DataFrame:
+    """No samples, typed like parsed ones (so that it concatenates and merges)."""
+    dtypes = {"time_utc": "datetime64[ms, UTC]", "line": "int64", "gpu_name": "str",
+              "run_id": "str", "source_file": "str"}
+    return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "float64")) for c in columns})
+
+
 def _empty_log(path: Path, columns: list[str], skip: Skip) -> ParsedLog:
-    return ParsedLog(path, pd.DataFrame(columns=columns), [skip])
+    return ParsedLog(path, _empty_frame(columns), [skip])
 
 
 def read_gpu_log(path: str | Path, tz: str = DEFAULT_TZ, strict: bool = False) -> ParsedLog:
@@ -363,8 +388,8 @@ def read_logs(raw_dir: str | Path, tz: str = DEFAULT_TZ, strict: bool = False,
         parsed = [_parse_run(j) for j in jobs]
     gpu_all = _concat([g for g, _, _ in parsed if g is not None])
     cpu_parts = [c for _, c, _ in parsed if c is not None]
-    cpu_all = _concat(cpu_parts) if cpu_parts else pd.DataFrame(
-        columns=["run_id", "time_utc", *CPU_COLUMNS.values(), "line", "source_file"])
+    cpu_all = _concat(cpu_parts) if cpu_parts else _empty_frame(
+        ["run_id", "time_utc", *CPU_COLUMNS.values(), "line", "source_file"])
     skips = [s for _, _, run_skips in parsed for s in run_skips]
     runs = runs.copy()
     runs["n_gpu_samples"] = runs["run_id"].map(gpu_all.groupby("run_id").size()).fillna(0)
