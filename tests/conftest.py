@@ -71,3 +71,27 @@ def seaa2023_subset(tmp_path_factory: pytest.TempPathFactory, seaa2023_root: Pat
                            & (seaa2023_index["run"] < 2)]
     stamps = first[["environment", "architecture", "stamp"]].itertuples(index=False)
     return link_seaa2023_runs(seaa2023_root, tmp_path_factory.mktemp("seaa2023_subset"), stamps)
+
+
+@pytest.fixture(scope="session")
+def seaa2023_processed_root(tmp_path_factory, seaa2023_root: Path) -> Path:
+    """A temporary project root holding the merge + clean outputs of ALL published runs
+    (``data_outputs/seaa2023/{interim,processed}``), built here from the shared raw logs so that
+    downstream notebook tests never depend on an earlier ``make figures``. ~20 s, once."""
+    import os
+
+    from helpers import datasets, pipeline
+
+    root = tmp_path_factory.mktemp("seaa2023_processed_root")
+    previous = os.environ.get(datasets.PROJECT_ROOT_ENV)
+    os.environ[datasets.PROJECT_ROOT_ENV] = str(root)
+    try:
+        merged = pipeline.merge_dataset("seaa2023", data_dir=str(seaa2023_root))
+        merged.write("seaa2023")
+        pipeline.clean_dataset(merged, "seaa2023").write("seaa2023")
+    finally:
+        if previous is None:
+            del os.environ[datasets.PROJECT_ROOT_ENV]
+        else:
+            os.environ[datasets.PROJECT_ROOT_ENV] = previous
+    return root

@@ -1,0 +1,702 @@
+"""Background sampler of GPU/CPU/RAM power and usage during training, with phase events.
+
+Usage (the file layout is documented in ``docs/raw-format.md``)::
+
+    with Sampler(run_dir, metadata={"dataset": "cifar10"}) as sampler:
+        sampler.mark("epoch_start", epoch=0)
+        ...
+        sampler.mark("epoch_end", epoch=0, val_accuracy=0.91)
+        sampler.update_metadata(batch_size=64)
+
+A daemon thread takes one sample every ``interval_s`` (one row per GPU, or one CPU-only row) and
+appends the rows to ``samples.csv`` at least every ``flush_every_s`` (flush + fsync), so a SIGKILL
+loses at most the last ``flush_every_s`` of samples. :meth:`Sampler.mark` takes an extra sample at
+the phase edge itself, including the slow GPU energy counter, which otherwise is read at most every
+``counter_period_s`` (docs/METHODS.md section 9). A failing GPU read gives a *gap row* (GPU fields
+empty, ``gap_reason`` set) and sampling goes on. Every exit path (:meth:`stop`, an exception or
+KeyboardInterrupt inside ``with``, SIGTERM, interpreter exit) flushes and rewrites
+``metadata.json`` with the status.
+
+Timestamps: ``monotonic_s`` is ``time.monotonic()``; ``timestamp_ms`` is the UTC wall clock read
+once at :meth:`start` and advanced by the monotonic clock, so it never jumps backwards (NTP steps
+during a run do not move it).
+"""
+
+from __future__ import annotations
+
+import atexit
+import csv
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from helpers import __version__ as helpers_version
+from helpers.cpu import CpuMonitor, CpuReading
+from helpers.gpu import GpuBackend, GpuInfo, GpuReading, NvmlBackend
+from helpers.io import write_json
+
+NAN = math.nan
+RAW_FORMAT_VERSION = 1
+SAMPLES_FILE = "samples.csv"
+EVENTS_FILE = "events.csv"
+METADATA_FILE = "metadata.json"
+
+#: samples.csv columns, in file order: name -> meaning (unit). Empty cell = not measured.
+SAMPLE_COLUMNS: dict[str, str] = {
+    "timestamp_ms": "UTC wall clock, ms since Unix epoch (int; start wall clock + monotonic delta)",
+    "monotonic_s": "time.monotonic() of the sample (s)",
+    "gpu_index": "run-local GPU index (CUDA index in the process); empty on CPU-only rows",
+    "gpu_name": "GPU model name",
+    "gpu_power_w": "best available GPU power (W): instant where readable, else the average",
+    "gpu_power_source": "'instant_field', 'power_usage_avg' or 'unsupported'",
+    "gpu_power_instant_w": "NVML_FI_DEV_POWER_INSTANT (W)",
+    "gpu_power_avg_w": "nvmlDeviceGetPowerUsage (W; a 1-s average on H100/H200)",
+    "gpu_energy_counter_j": "NVML total energy since driver load (J); empty where not read",
+    "gpu_usage_pct": "GPU utilisation (%)",
+    "gpu_memory_usage_pct": "GPU memory-controller utilisation (%)",
+    "gpu_memory_used_mb": "GPU memory used (MiB)",
+    "gpu_memory_total_mb": "GPU memory total (MiB)",
+    "gpu_temperature_c": "GPU temperature (degC)",
+    "gpu_sm_clock_mhz": "SM clock (MHz)",
+    "gpu_power_limit_w": "power management limit (W)",
+    "cpu_usage_pct": "system CPU utilisation over the last window (%, all cores)",
+    "process_cpu_pct": "training process tree CPU over the last window (% of one core)",
+    "process_rss_mb": "training process tree resident memory (MiB, summed)",
+    "system_ram_used_mb": "system RAM used (MiB, psutil 'used')",
+    "cpu_energy_counter_j": "RAPL package energy since sampler start (J); empty if unreadable",
+    "cpu_power_estimate_w": "TDP x system utilisation (W); method in metadata cpu_power",
+    "gap_reason": "why GPU fields (or the energy counter) are missing on this row; else empty",
+}
+#: events.csv columns.
+EVENT_COLUMNS: dict[str, str] = {
+    "timestamp_ms": "UTC wall clock of the event (ms since Unix epoch), same clock as samples",
+    "monotonic_s": "time.monotonic() of the event (s); a sample row carries the same value",
+    "event": "event name (run_start, epoch_start, ..., or free text)",
+    "epoch": "epoch number (from 0) where given; else empty",
+    "info": "JSON object of extra keyword arguments given to mark()",
+}
+#: Phase events the pipeline understands (free strings are allowed too).
+PHASE_EVENTS: tuple[str, ...] = (
+    "run_start",
+    "idle_start",
+    "idle_end",
+    "warmup_start",
+    "epoch_start",
+    "eval_start",
+    "epoch_end",
+    "run_end",
+)
+_SIGTERM_CODE = 128 + signal.SIGTERM
+
+
+class SamplerTerminated(SystemExit):
+    """Raised in the main thread on SIGTERM (exit code 143) so every exit path runs."""
+
+
+@dataclass(frozen=True)
+class SamplerSummary:
+    """Totals of one sampled run. Energies in J; NaN where unmeasured (the method says why)."""
+
+    status: str
+    return_code: int | None
+    n_samples: int  # rows written to samples.csv
+    n_ticks: int  # sampling instants (timer ticks + mark() edges)
+    n_gap_rows: int  # rows with a gap_reason
+    n_events: int
+    n_flushes: int
+    duration_s: float  # run_start to run_end
+    mean_tick_interval_s: float
+    gpu_energy_counter_j: tuple[float, ...]  # per GPU: counter delta, first to last reading
+    gpu_energy_trapezoid_j: tuple[float, ...]  # per GPU: trapezoid of gpu_power_w over time
+    gpu_energy_j: float  # all GPUs: counters where all readable, else trapezoids
+    gpu_energy_method: str  # 'nvml_counter', 'trapezoid' or 'unmeasured: <reason>'
+    cpu_energy_rapl_j: float
+    cpu_energy_estimate_j: float  # trapezoid of cpu_power_estimate_w
+    cpu_energy_j: float
+    cpu_energy_method: str  # 'rapl' or 'estimate:tdp_x_utilisation(tdp_w=...)'
+    sampler_cpu_s: float  # CPU time of the sampler thread + mark() samples + final flush
+    overhead_pct_of_core: float  # sampler_cpu_s / duration_s x 100
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN -> None)."""
+        return _json_ready(asdict(self))
+
+
+class _Trapezoid:
+    """Running trapezoid integral of a power series (W) over time (s), skipping NaN points."""
+
+    __slots__ = ("t", "p", "energy_j", "n")
+
+    def __init__(self) -> None:
+        self.t = self.p = NAN
+        self.energy_j = 0.0
+        self.n = 0
+
+    def add(self, t: float, p: float) -> None:
+        if math.isnan(p):
+            return
+        if self.n:
+            self.energy_j += 0.5 * (p + self.p) * (t - self.t)
+        self.t, self.p = t, p
+        self.n += 1
+
+    @property
+    def value_j(self) -> float:
+        return self.energy_j if self.n >= 2 else NAN
+
+
+class _Span:
+    """First and last finite value of a cumulative counter."""
+
+    __slots__ = ("first", "last")
+
+    def __init__(self) -> None:
+        self.first = self.last = NAN
+
+    def add(self, value: float) -> None:
+        if math.isnan(value):
+            return
+        if math.isnan(self.first):
+            self.first = value
+        self.last = value
+
+    @property
+    def delta(self) -> float:
+        return self.last - self.first
+
+
+class Sampler:
+    """Samples GPU/CPU/RAM in a background thread and writes the project's raw run folder."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        interval_s: float = 0.1,
+        flush_every_s: float = 5.0,
+        gpu_backend: GpuBackend | None = None,
+        pid: int | None = None,
+        counter_period_s: float = 1.0,
+        cpu_tdp_w: float | None = None,
+        metadata: dict | None = None,
+        handle_sigterm: bool = True,
+    ) -> None:
+        """``run_dir``: ``<raw_root>/<environment>/<architecture>/<run:03d>`` (created; must not
+        hold a previous run). ``pid``: process whose tree CPU/RSS is attributed (default this
+        one). ``cpu_tdp_w``: TDP for the CPU power estimate (default 12 W per physical core).
+        ``handle_sigterm``: turn SIGTERM into :class:`SamplerTerminated` while running (only when
+        started from the main thread and no other handler is installed)."""
+        if interval_s <= 0 or flush_every_s <= 0 or counter_period_s < 0:
+            raise ValueError("interval_s and flush_every_s must be > 0, counter_period_s >= 0")
+        self.run_dir = Path(run_dir)
+        self.interval_s = float(interval_s)
+        self.flush_every_s = float(flush_every_s)
+        self.counter_period_s = float(counter_period_s)
+        self.handle_sigterm = handle_sigterm
+        self._backend: GpuBackend = gpu_backend if gpu_backend is not None else NvmlBackend()
+        self._cpu = CpuMonitor(pid=pid, tdp_w=cpu_tdp_w)
+        self._meta: dict[str, Any] = dict(metadata or {})
+        self._lock = threading.Lock()  # buffers, clocks, readers
+        self._io_lock = threading.Lock()  # file writes, in order
+        self._stop_lock = threading.Lock()
+        self._stop_evt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._gpus: list[GpuInfo] = []
+        self._rows: list[list[str]] = []
+        self._events: list[list[str]] = []
+        self._meta_dirty = False
+        self._started = False
+        self._summary: SamplerSummary | None = None
+        self._samples_fh = self._events_fh = None
+        self._prev_sigterm: Any = None
+        self._sigterm_seen = False
+        self._thread_error: str | None = None
+        # counts and accumulators
+        self._n_rows = self._n_ticks = self._n_gaps = self._n_events = self._n_flushes = 0
+        self._n_late = self._n_thread_errors = 0
+        self._cpu_s = 0.0
+        self._mono0 = self._wall0_ms = 0.0
+        self._t_start = self._t_end = NAN
+        self._last_flush = 0.0
+        self._counter_t: list[float] = []
+        self._gpu_trap: list[_Trapezoid] = []
+        self._gpu_counter: list[_Span] = []
+        self._cpu_trap = _Trapezoid()
+        self._rapl = _Span()
+
+    # -- public API ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Probe devices, write metadata.json (status 'running') and the CSV headers, mark
+        ``run_start`` and start the sampling thread. A no-op while already running (``with``
+        starts the sampler); after :meth:`stop` it raises ``RuntimeError``."""
+        if self._summary is not None:
+            raise RuntimeError("Sampler already stopped: use a new Sampler and run folder")
+        if self._started:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        samples_path = self.run_dir / SAMPLES_FILE
+        if samples_path.exists():
+            raise FileExistsError(f"{samples_path} exists: a run folder holds one run")
+        self._backend.init()
+        self._gpus = self._backend.devices()
+        n = len(self._gpus)
+        self._counter_t = [-math.inf] * n
+        self._gpu_trap = [_Trapezoid() for _ in range(n)]
+        self._gpu_counter = [_Span() for _ in range(n)]
+        self._cpu.start()
+        self._mono0 = time.monotonic()
+        self._wall0_ms = time.time_ns() / 1e6
+        self._meta = {**self._initial_metadata(), **self._meta}
+        write_json(_json_ready(self._meta), self.run_dir / METADATA_FILE)
+        self._samples_fh = _open_csv(samples_path, list(SAMPLE_COLUMNS))
+        self._events_fh = _open_csv(self.run_dir / EVENTS_FILE, list(EVENT_COLUMNS))
+        self._last_flush = time.monotonic()
+        self._install_handlers()
+        self._started = True
+        self.mark("run_start")
+        self._thread = threading.Thread(target=self._loop, name="energy-sampler", daemon=True)
+        self._thread.start()
+
+    def mark(self, event: str, epoch: int | None = None, **info: Any) -> None:
+        """Record a phase event with a sample taken at that instant (energy counter included)."""
+        if not self._started:
+            raise RuntimeError("Sampler.mark() before start()")
+        if self._summary is not None:
+            raise RuntimeError("Sampler.mark() after stop()")
+        t_cpu = time.thread_time()
+        info_json = json.dumps(_json_ready(info), sort_keys=True, default=str)
+        with self._lock:
+            t, ts_ms = self._sample(edge=True)
+            self._events.append(
+                [
+                    str(ts_ms),
+                    f"{t:.6f}",
+                    _one_line(event),
+                    "" if epoch is None else str(int(epoch)),
+                    _one_line(info_json),
+                ]
+            )
+            self._n_events += 1
+            if event == "run_start":
+                self._t_start = t
+            elif event == "run_end":
+                self._t_end = t
+            self._cpu_s += time.thread_time() - t_cpu
+
+    def update_metadata(self, **fields: Any) -> None:
+        """Merge ``fields`` into metadata.json (written at the next flush, at stop, or now if the
+        sampler has already stopped)."""
+        with self._lock:
+            self._meta.update(fields)
+            self._meta_dirty = True
+            stopped = self._summary is not None
+        if stopped:
+            self._write_metadata()
+
+    def stop(self, status: str = "ok", return_code: int | None = 0) -> SamplerSummary:
+        """Mark ``run_end``, stop the thread, flush, rewrite metadata.json; idempotent."""
+        with self._stop_lock:
+            if self._summary is not None:
+                return self._summary
+            if not self._started:
+                raise RuntimeError("Sampler.stop() before start()")
+            self.mark("run_end")
+            self._stop_evt.set()
+            if self._thread is not None:
+                self._thread.join(timeout=10.0 + 10 * self.interval_s)
+            t_cpu = time.thread_time()
+            self._flush()
+            for fh in (self._samples_fh, self._events_fh):
+                fh.close()
+            self._cpu_s += time.thread_time() - t_cpu
+            summary = self._summarise(_one_line(status), return_code)
+            with self._lock:
+                self._summary = summary
+                self._meta.update(
+                    status=summary.status,
+                    return_code=return_code,
+                    ended_utc=_utc_iso(self._wall0_ms + 1000 * (self._t_end - self._mono0)),
+                    summary=summary.to_dict(),
+                )
+                self._meta["sampler"].update(self._sampler_counts(summary))
+            self._write_metadata()
+            self._backend.shutdown()
+            self._cpu.close()
+            self._remove_handlers()
+            return summary
+
+    @property
+    def gpus(self) -> list[GpuInfo]:
+        """GPUs sampled in this run (after :meth:`start`)."""
+        return list(self._gpus)
+
+    def __enter__(self) -> Sampler:
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None or (issubclass(exc_type, SystemExit) and exc.code in (0, None)):
+            self.stop("ok", 0)
+        elif isinstance(exc, SamplerTerminated):
+            self.stop("failed: SIGTERM", _SIGTERM_CODE)
+        else:
+            code = 130 if isinstance(exc, KeyboardInterrupt) else 1
+            if isinstance(exc, SystemExit) and isinstance(exc.code, int):
+                code = exc.code
+            detail = f": {exc}" if str(exc) else ""
+            self.stop(f"failed: {exc_type.__name__}{detail}", code)
+        return False
+
+    # -- sampling --------------------------------------------------------------------------
+    def _loop(self) -> None:
+        t_cpu = time.thread_time()
+        next_t = time.monotonic()
+        while True:
+            next_t += self.interval_s
+            wait = next_t - time.monotonic()
+            if wait < 0:  # fell behind (e.g. a slow counter read): skip, don't burst
+                self._n_late += 1
+                next_t = time.monotonic()
+                wait = 0.0
+            if self._stop_evt.wait(wait):
+                break
+            try:
+                with self._lock:
+                    self._sample(edge=False)
+                if time.monotonic() - self._last_flush >= self.flush_every_s:
+                    self._flush()
+            except Exception as err:  # e.g. disk full: keep sampling, report it in metadata
+                self._n_thread_errors += 1
+                if self._thread_error is None:
+                    self._thread_error = f"{type(err).__name__}: {err}"
+        with self._lock:
+            self._cpu_s += time.thread_time() - t_cpu
+
+    def _sample(self, edge: bool) -> tuple[float, int]:
+        """Read all sources once and buffer the rows (caller holds ``_lock``). ``edge``: a
+        phase-edge sample from :meth:`mark`: always reads the energy counter and leaves the CPU
+        utilisation baselines to the timer ticks."""
+        t = time.monotonic()
+        ts_ms = round(self._wall0_ms + 1000.0 * (t - self._mono0))
+        head = [str(ts_ms), f"{t:.6f}"]
+        gpu_rows = [self._gpu_row(info, t, edge) for info in self._gpus]
+        cpu, cpu_gap = self._read_cpu(advance=not edge)
+        self._cpu_trap.add(t, cpu.cpu_power_estimate_w)
+        self._rapl.add(cpu.cpu_energy_counter_j)
+        tail = [
+            _num(cpu.cpu_usage_pct),
+            _num(cpu.process_cpu_pct),
+            _num(cpu.process_rss_mb),
+            _num(cpu.system_ram_used_mb),
+            _exact(cpu.cpu_energy_counter_j),
+            _num(cpu.cpu_power_estimate_w),
+        ]
+        if not gpu_rows:
+            gpu_rows = [([""] * 14, "")]
+        for gpu_cells, gap in gpu_rows:
+            reason = "; ".join(r for r in (gap, cpu_gap) if r)
+            self._rows.append([*head, *gpu_cells, *tail, reason])
+            self._n_gaps += bool(reason)
+        self._n_rows += len(gpu_rows)
+        self._n_ticks += 1
+        return t, ts_ms
+
+    def _gpu_row(self, info: GpuInfo, t: float, edge: bool) -> tuple[list[str], str]:
+        """Cells ``gpu_index`` .. ``gpu_power_limit_w`` of one GPU, and its gap reason."""
+        i = info.index
+        gaps: list[str] = []
+        reading: GpuReading | None
+        try:
+            reading = self._backend.read(i)
+        except Exception as err:
+            reading = None
+            gaps.append(f"{type(err).__name__}: {err}")
+        counter = NAN
+        due = t - self._counter_t[i] >= self.counter_period_s
+        if info.energy_counter_supported and (edge or due):
+            self._counter_t[i] = t
+            try:
+                counter = self._backend.read_energy_j(i)
+            except Exception as err:
+                gaps.append(f"energy counter: {type(err).__name__}: {err}")
+        self._gpu_counter[i].add(counter)
+        if reading is None:
+            cells = [str(i), info.name] + [""] * 4 + [_exact(counter)] + [""] * 6
+            cells.append(_num(info.power_limit_w))
+            return cells, "; ".join(gaps)
+        self._gpu_trap[i].add(t, reading.power_w)
+        cells = [
+            str(i),
+            info.name,
+            _num(reading.power_w),
+            reading.power_source,
+            _num(reading.power_instant_w),
+            _num(reading.power_avg_w),
+            _exact(counter),
+            _num(reading.usage_pct),
+            _num(reading.memory_usage_pct),
+            _num(reading.memory_used_mb),
+            _num(reading.memory_total_mb),
+            _num(reading.temperature_c),
+            _num(reading.sm_clock_mhz),
+            _num(info.power_limit_w),
+        ]
+        return cells, "; ".join(gaps)
+
+    def _read_cpu(self, advance: bool) -> tuple[CpuReading, str]:
+        try:
+            return self._cpu.read(advance), ""
+        except Exception as err:  # psutil failures are unexpected: keep sampling, say why
+            blank = CpuReading(NAN, NAN, NAN, NAN, NAN, NAN, NAN)
+            return blank, f"cpu read: {type(err).__name__}: {err}"
+
+    # -- output ----------------------------------------------------------------------------
+    def _flush(self) -> None:
+        """Append buffered rows and events (flush + fsync); rewrite metadata if it changed."""
+        with self._io_lock:
+            with self._lock:
+                rows, self._rows = self._rows, []
+                events, self._events = self._events, []
+                meta_dirty, self._meta_dirty = self._meta_dirty, False
+                self._last_flush = time.monotonic()
+            for fh, lines in ((self._samples_fh, rows), (self._events_fh, events)):
+                if lines and not fh.closed:
+                    csv.writer(fh, lineterminator="\n").writerows(lines)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            self._n_flushes += 1
+        if meta_dirty:
+            self._write_metadata()
+
+    def _write_metadata(self) -> None:
+        with self._io_lock:
+            with self._lock:
+                snapshot = _json_ready(self._meta)
+            write_json(snapshot, self.run_dir / METADATA_FILE)
+
+    def _summarise(self, status: str, return_code: int | None) -> SamplerSummary:
+        duration = self._t_end - self._t_start
+        counters = tuple(s.delta for s in self._gpu_counter)
+        counters = tuple(
+            c if g.energy_counter_supported else NAN
+            for c, g in zip(counters, self._gpus, strict=True)
+        )
+        traps = tuple(t.value_j for t in self._gpu_trap)
+        if not self._gpus:
+            gpu_j, gpu_method = NAN, f"unmeasured: {self._backend.status}"
+        elif all(math.isfinite(c) for c in counters):
+            gpu_j, gpu_method = sum(counters), "nvml_counter"
+        elif all(math.isfinite(x) for x in traps):
+            gpu_j, gpu_method = sum(traps), "trapezoid"
+        else:
+            gpu_j, gpu_method = NAN, "unmeasured: fewer than two valid power samples on a GPU"
+        rapl_j = self._rapl.delta
+        estimate_j = self._cpu_trap.value_j
+        if math.isfinite(rapl_j):
+            cpu_j, cpu_method = rapl_j, "rapl"
+        else:
+            cpu_j, cpu_method = estimate_j, self._cpu.estimate_method
+        return SamplerSummary(
+            status=status,
+            return_code=return_code,
+            n_samples=self._n_rows,
+            n_ticks=self._n_ticks,
+            n_gap_rows=self._n_gaps,
+            n_events=self._n_events,
+            n_flushes=self._n_flushes,
+            duration_s=duration,
+            mean_tick_interval_s=duration / (self._n_ticks - 1) if self._n_ticks > 1 else NAN,
+            gpu_energy_counter_j=counters,
+            gpu_energy_trapezoid_j=traps,
+            gpu_energy_j=gpu_j,
+            gpu_energy_method=gpu_method,
+            cpu_energy_rapl_j=rapl_j,
+            cpu_energy_estimate_j=estimate_j,
+            cpu_energy_j=cpu_j,
+            cpu_energy_method=cpu_method,
+            sampler_cpu_s=self._cpu_s,
+            overhead_pct_of_core=100.0 * self._cpu_s / duration if duration > 0 else NAN,
+        )
+
+    def _sampler_counts(self, summary: SamplerSummary) -> dict[str, Any]:
+        return {
+            "n_samples": summary.n_samples,
+            "n_ticks": summary.n_ticks,
+            "n_gap_rows": summary.n_gap_rows,
+            "n_events": summary.n_events,
+            "n_late_ticks": self._n_late,
+            "sampler_cpu_s": summary.sampler_cpu_s,
+            "overhead_pct_of_core": summary.overhead_pct_of_core,
+            "thread_error": self._thread_error,  # first error in the sampling thread
+            "n_thread_errors": self._n_thread_errors,
+            "process_status": self._cpu.process_status,
+        }
+
+    def _initial_metadata(self) -> dict[str, Any]:
+        identity: dict[str, Any] = {}
+        parts = self.run_dir.resolve().parts
+        if len(parts) >= 3 and parts[-1].isdigit():
+            identity = {"environment": parts[-3], "architecture": parts[-2], "run": int(parts[-1])}
+        vm = psutil.virtual_memory()
+        return {
+            "raw_format_version": RAW_FORMAT_VERSION,
+            "dataset": None,
+            **identity,
+            "status": "running",
+            "return_code": None,
+            "started_utc": _utc_iso(self._wall0_ms),
+            "ended_utc": None,
+            "host": {
+                "hostname": socket.gethostname(),
+                "os": platform.platform(),
+                "cpu_model": _cpu_model(),
+                "logical_cores": psutil.cpu_count(logical=True),
+                "physical_cores": psutil.cpu_count(logical=False),
+                "ram_gb": vm.total / 2**30,
+            },
+            "gpus": [
+                {
+                    "index": g.index,
+                    "nvml_index": g.nvml_index,
+                    "name": g.name,
+                    "uuid": g.uuid,
+                    "power_limit_w": g.power_limit_w,
+                    "memory_total_mb": g.memory_total_mb,
+                    "energy_counter_supported": g.energy_counter_supported,
+                    "unsupported": g.unsupported,
+                }
+                for g in self._gpus
+            ],
+            "gpu_status": self._backend.status,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "versions": {**_versions(), **self._backend.versions()},
+            "sampler": {
+                "interval_s": self.interval_s,
+                "flush_every_s": self.flush_every_s,
+                "counter_period_s": self.counter_period_s,
+                "pid": self._cpu.pid,
+                "monotonic_start_s": self._mono0,
+            },
+            "cpu_power": {
+                "energy_method": self._cpu.energy_method,
+                "estimate_method": self._cpu.estimate_method,
+                "tdp_w": self._cpu.tdp_w,
+                "rapl_status": self._cpu.rapl.status,
+            },
+        }
+
+    # -- exit paths ------------------------------------------------------------------------
+    def _install_handlers(self) -> None:
+        atexit.register(self._at_exit)
+        in_main = threading.current_thread() is threading.main_thread()
+        if self.handle_sigterm and in_main:
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                self._prev_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _remove_handlers(self) -> None:
+        atexit.unregister(self._at_exit)
+        if self._prev_sigterm is not None:
+            try:
+                signal.signal(signal.SIGTERM, self._prev_sigterm)
+            except ValueError:  # stop() called off the main thread: leave the handler
+                pass
+            self._prev_sigterm = None
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self._sigterm_seen = True
+        raise SamplerTerminated(_SIGTERM_CODE)
+
+    def _at_exit(self) -> None:
+        if self._summary is None:
+            if self._sigterm_seen:
+                self.stop("failed: SIGTERM", _SIGTERM_CODE)
+            else:
+                self.stop("failed: interpreter exited without Sampler.stop()", None)
+
+
+# -- formatting helpers ---------------------------------------------------------------------
+def _num(value: float) -> str:
+    """10 significant digits; empty for NaN."""
+    return "" if value != value else f"{value:.10g}"
+
+
+def _exact(value: float) -> str:
+    """Shortest round-trip repr (for cumulative counters); empty for NaN."""
+    return "" if value != value else repr(float(value))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).splitlines())
+
+
+def _open_csv(path: Path, header: list[str]):
+    fh = path.open("w", newline="", encoding="utf-8")
+    fh.write(",".join(header) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+    return fh
+
+
+def _json_ready(obj: Any) -> Any:
+    """Replace NaN/inf by None (strict JSON), tuples by lists and numpy/torch scalars by Python
+    numbers, recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_ready(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:  # numpy / torch scalars
+        return _json_ready(obj.item())
+    return obj
+
+
+def _utc_iso(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000.0, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _versions() -> dict[str, str | None]:
+    """Python and library versions; torch's without importing it."""
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch_version = getattr(torch, "__version__", None)
+        cuda = getattr(getattr(torch, "version", None), "cuda", None)
+    else:
+        torch_version, cuda = _package_version("torch"), None
+    return {
+        "python": platform.python_version(),
+        "helpers": helpers_version,
+        "torch": None if torch_version is None else str(torch_version),
+        "torch_cuda": cuda,
+        "psutil": psutil.__version__,
+    }
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib_metadata.version(name)
+    except importlib_metadata.PackageNotFoundError:
+        return None
