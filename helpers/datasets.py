@@ -54,8 +54,15 @@ DATASETS: dict[str, DatasetConfig] = {
         raw_format="project",
         notebooks=("01-collect", *ANALYSIS_NOTEBOOKS),
         description="runs collected on this machine by notebook 01 (default grid)",
-        # the default CPU grid trains few short epochs: keep every run of it
-        parameters={"03-clean": {"min_epochs": 1, "contamination": 0}},
+        # the default CPU grid makes ~20 s runs of 20 short epochs: keep every run, and look
+        # at time scales of seconds rather than the minutes of the published GPU runs
+        parameters={
+            "03-clean": {"min_epochs": 1, "contamination": 0},
+            "05-power-behaviour": {"estimate_starts_s": [0, 2, 4, 6, 8],
+                                   "estimate_windows_s": [2, 4, 8],
+                                   "sensitivity_windows": [5, 10, 20]},
+            "06-estimator-fitting": {"stabilisation_s": [0, 2, 4, 6, 8]},
+        },
     ),
 }
 

@@ -55,8 +55,11 @@ class StudyInputs:
 
     @property
     def measured_j(self) -> pd.Series:
-        """Measured run energy (J) by run_id: the ``energy_j`` the estimators target."""
-        return self.runs.set_index("run_id")["energy_j"]
+        """Measured energy (J) by run_id that the estimators target: ``training_energy_j``
+        (the epochs' energy, without the idle baseline) where the clean stage provides it, else
+        the run's ``energy_j``."""
+        col = "training_energy_j" if "training_energy_j" in self.runs else "energy_j"
+        return self.runs.set_index("run_id")[col]
 
 
 def load_inputs(dataset: str) -> StudyInputs:

@@ -317,14 +317,17 @@ def epoch_sensitivity(epochs: pd.DataFrame, runs: pd.DataFrame,
                       k: int = 1) -> pd.DataFrame:
     """Epoch-based estimates of every run for each (stabilisation epoch s, window w):
     ``online_power`` and ``step`` (and ``carbontracker`` with k first epochs, once per run, with
-    s = w = NaN). N = ``runs.epochs``, T = ``runs.duration_s``; ``epochs`` has run_id, epoch,
-    duration_s, energy_j.
+    s = w = NaN). N = ``runs.epochs``; T = ``runs.training_duration_s`` (the epochs' duration)
+    where present, else ``runs.duration_s``; ``epochs`` has run_id, epoch, duration_s, energy_j.
 
     Returns a long frame: run_id, method, stabilisation_epoch, window_epochs, estimate_j, reason.
     """
     arrays = epoch_arrays(epochs)
     rows = []
-    for run in runs[["run_id", "epochs", "duration_s"]].itertuples(index=False):
+    cols = ["run_id", "epochs", "duration_s"]
+    if "training_duration_s" in runs:
+        runs = runs.assign(duration_s=runs["training_duration_s"])
+    for run in runs[cols].itertuples(index=False):
         e, d = arrays.get(run.run_id, (None, None))
         if e is None:
             rows.append((run.run_id, "all", math.nan, math.nan, math.nan, "no epoch data"))

@@ -127,6 +127,11 @@ def build_run_table(interim: MergeOutputs, dataset: str,
             table[col] = np.nan
     table["energy_per_image_j"] = table["energy_j"] / table["images_seen"]
     table["time_per_image_s"] = table["duration_s"] / table["images_seen"]
+    return _contract_first(table)
+
+
+def _contract_first(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns of RUN_COLUMNS first, in contract order, then the extras."""
     first = [c for c in RUN_COLUMNS if c in table.columns]
     return table[first + [c for c in table.columns if c not in first]]
 
@@ -142,4 +147,21 @@ def clean_dataset(interim: MergeOutputs, dataset: str, min_epochs: int = 20,
     samples["time_utc"] = pd.to_datetime(samples["timestamp"], unit="ms", utc=True)
     epochs = runs.epoch_table(samples, interim.events)
     epochs.insert(0, "dataset", dataset)
+    table, kept = (add_training_energy(t, epochs) for t in (table, kept))
     return CleanOutputs(table, kept, epochs, ledger)
+
+
+def add_training_energy(table: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """Add ``training_energy_j`` and ``training_duration_s``: energy and duration of the training
+    epochs (sums over the epochs, which tile first epoch start to last epoch end) where epoch
+    events exist, else the run's ``energy_j`` / ``duration_s`` (published logs cover training
+    only); ``training_energy_scope`` says
+    which. Epoch-based estimators (Carbontracker, STEP) target this, not the idle baseline."""
+    per_run = epochs.groupby("run_id")[["energy_j", "duration_s"]].sum(min_count=1)
+    out = table.copy()
+    from_epochs = out["run_id"].map(per_run["energy_j"])
+    out["training_energy_j"] = from_epochs.fillna(out["energy_j"]).astype("float64")
+    out["training_duration_s"] = out["run_id"].map(per_run["duration_s"]).where(
+        from_epochs.notna()).fillna(out["duration_s"]).astype("float64")
+    out["training_energy_scope"] = np.where(from_epochs.notna(), "epochs", "whole run")
+    return _contract_first(out)

@@ -75,6 +75,11 @@ RUN_COLUMNS: dict[str, str] = {
     "ram_energy_method": "e.g. 'model:0.3725W_per_GB'",
     "energy_j": "the run energy analysed by 04-06 (J): GPU energy where a GPU ran, else CPU",
     "energy_source": "which component/method energy_j is (e.g. 'gpu:trapezoid')",
+    "training_energy_j": "energy of the training epochs (J; sum of epoch energies) where epoch "
+    "events exist, else energy_j",
+    "training_duration_s": "duration of the training epochs (s) where epoch events exist, else "
+    "duration_s",
+    "training_energy_scope": "'epochs' or 'whole run'",
     "total_energy_j": "GPU + CPU + RAM energy where each is known (J)",
     "energy_kwh": "energy_j in kWh (display)",
     "emissions_g": "energy_kwh x carbon intensity (g CO2e)",

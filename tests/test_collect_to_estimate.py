@@ -1,0 +1,50 @@
+"""End to end on real CPU training: grid (subprocesses, real torch) -> merge -> clean -> STEP.
+
+Acceptance of issue 5 on collected runs with epochs: STEP after the stabilisation point lies
+within 3% of the measured training energy. Energy here is the tagged CPU estimate
+(TDP x utilisation, no RAPL on CI machines) - what this machine can measure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import estimators, grid, pipeline
+from helpers.readers import project_merge
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory) -> pipeline.CleanOutputs:
+    raw = tmp_path_factory.mktemp("collected") / "raw"
+    config = grid.GridConfig(
+        raw_root=raw, environment="cpu-test", architectures=("mobilenet_v3_small",),
+        repetitions=2, seed=0, warmup_s=0.0, cooldown_s=0.5,
+        run_defaults={"epochs": 14, "train_size": 96, "val_size": 64, "batch_size": 32,
+                      "input_size_px": 32, "idle_s": 1.0, "num_threads": 1},
+    )
+    outcomes = grid.run_grid(config, progress=False)
+    assert [o.return_code for o in outcomes] == [0, 0]
+    merged = project_merge.merge_project(raw, "collected-test")
+    return pipeline.clean_dataset(merged, "collected-test", min_epochs=1, contamination=None)
+
+
+def test_epochs_tile_the_training_window(collected: pipeline.CleanOutputs) -> None:
+    runs, epochs = collected.runs, collected.epochs
+    assert len(runs) == 2 and (runs["status"] == "ok").all()
+    assert (epochs.groupby("run_id").size() == 14).all()
+    assert (runs["training_energy_scope"] == "epochs").all()
+    # the idle baseline is part of the run but not of the training epochs
+    assert (runs["training_energy_j"] < runs["energy_j"]).all()
+    assert runs["energy_source"].str.startswith("cpu:estimate:tdp_x_utilisation").all()
+
+
+def test_step_after_stabilisation_within_3pct(collected: pipeline.CleanOutputs) -> None:
+    for run in collected.runs.itertuples():
+        ep = collected.epochs[collected.epochs["run_id"] == run.run_id].sort_values("epoch")
+        energies = ep["energy_j"].to_numpy()
+        forecast = estimators.step_energy_j(energies, int(run.epochs), 5, 3)
+        error = abs(forecast / run.training_energy_j - 1)
+        assert np.isfinite(forecast) and error < 0.03, (run.run_id, forecast, error)
