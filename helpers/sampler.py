@@ -15,7 +15,8 @@ the phase edge itself, including the slow GPU energy counter, which otherwise is
 ``counter_period_s`` (docs/METHODS.md section 9). A failing GPU read gives a *gap row* (GPU fields
 empty, ``gap_reason`` set) and sampling goes on. Every exit path (:meth:`stop`, an exception or
 KeyboardInterrupt inside ``with``, SIGTERM, interpreter exit) flushes and rewrites
-``metadata.json`` with the status.
+``metadata.json`` with the status. While the run goes on, :meth:`Sampler.energy_so_far_j` gives its
+energy so far from the same running totals as the final summary (for online forecasts).
 
 Timestamps: ``monotonic_s`` is ``time.monotonic()``; ``timestamp_ms`` is the UTC wall clock read
 once at :meth:`start` and advanced by the monotonic clock, so it never jumps backwards (NTP steps
@@ -35,6 +36,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -235,6 +237,7 @@ class Sampler:
         self._gpu_counter: list[_Span] = []
         self._cpu_trap = _Trapezoid()
         self._rapl = _Span()
+        self._latest_is_edge = False  # no timer tick since the last edge sample
 
     # -- public API ------------------------------------------------------------------------
     def start(self) -> None:
@@ -269,16 +272,27 @@ class Sampler:
         self._thread = threading.Thread(target=self._loop, name="energy-sampler", daemon=True)
         self._thread.start()
 
-    def mark(self, event: str, epoch: int | None = None, **info: Any) -> None:
-        """Record a phase event with a sample taken at that instant (energy counter included)."""
+    def mark(self, event: str, epoch: int | None = None, *,
+             energy_info: Callable[[float, str], Mapping[str, Any]] | None = None,
+             **info: Any) -> None:
+        """Record a phase event with a sample taken at that instant (energy counter included).
+
+        ``energy_info``: called with :meth:`energy_so_far_j`'s ``(J, method)`` as of this event's
+        edge sample; the mapping it returns is added to ``info``. It runs under the sampler's
+        lock, so it must be quick and must not call the sampler; an exception propagates and the
+        event is not recorded. It lets the caller put what it derives from the energy at the
+        event (e.g. a forecast) into the event itself."""
         if not self._started:
             raise RuntimeError("Sampler.mark() before start()")
         if self._summary is not None:
             raise RuntimeError("Sampler.mark() after stop()")
         t_cpu = time.thread_time()
-        info_json = json.dumps(_json_ready(info), sort_keys=True, default=str)
         with self._lock:
             t, ts_ms = self._sample(edge=True)
+            self._latest_is_edge = True
+            if energy_info is not None:
+                info = {**info, **energy_info(*self._energy_so_far())}
+            info_json = json.dumps(_json_ready(info), sort_keys=True, default=str)
             self._events.append(
                 [
                     str(ts_ms),
@@ -304,6 +318,34 @@ class Sampler:
             stopped = self._summary is not None
         if stopped:
             self._write_metadata()
+
+    def energy_so_far_j(self) -> tuple[float, str]:
+        """Energy (J) since :meth:`start` of the component the run's energy comes from, and how
+        it was obtained; thread-safe.
+
+        With GPUs: the sum over GPUs of the energy-counter deltas where every GPU has a counter,
+        else of the running trapezoids of ``gpu_power_w`` (method ``gpu/nvml_counter`` or
+        ``gpu/trapezoid``). Without a GPU: RAPL where readable, else the running trapezoid of
+        ``cpu_power_estimate_w`` (``cpu/rapl`` or ``cpu/estimate:tdp_x_utilisation(...)``).
+        Nothing measurable: ``(nan, 'unmeasured: <component>: <reason>')``. These are the running
+        totals that :meth:`stop` reports as ``gpu_energy_j``/``cpu_energy_j``.
+
+        Cheap: when no timer tick came after the last :meth:`mark`, no device is read and the
+        value is the one at that mark (right after ``mark()``: exactly the value at the event).
+        Otherwise one edge sample is taken now (a ``samples.csv`` row without an event; energy
+        counters read), so the value is the one at the call. After :meth:`stop`: the value at
+        ``run_end``. To get the value at a mark whatever the timing, pass ``energy_info`` to
+        :meth:`mark`."""
+        if not self._started:
+            raise RuntimeError("Sampler.energy_so_far_j() before start()")
+        t_cpu = time.thread_time()
+        with self._lock:
+            if not (self._latest_is_edge or self._stop_evt.is_set()):
+                self._sample(edge=True)
+                self._latest_is_edge = True
+            result = self._energy_so_far()
+            self._cpu_s += time.thread_time() - t_cpu
+        return result
 
     def stop(self, status: str = "ok", return_code: int | None = 0) -> SamplerSummary:
         """Mark ``run_end``, stop the thread, flush, rewrite metadata.json; idempotent."""
@@ -376,6 +418,7 @@ class Sampler:
             try:
                 with self._lock:
                     self._sample(edge=False)
+                    self._latest_is_edge = False
                 if time.monotonic() - self._last_flush >= self.flush_every_s:
                     self._flush()
             except Exception as err:  # e.g. disk full: keep sampling, report it in metadata
@@ -487,28 +530,55 @@ class Sampler:
                 snapshot = _json_ready(self._meta)
             write_json(snapshot, self.run_dir / METADATA_FILE)
 
+    def _gpu_counters_j(self) -> tuple[float, ...]:
+        """Per GPU: energy-counter delta so far (NaN where the counter is unsupported)."""
+        return tuple(
+            s.delta if g.energy_counter_supported else NAN
+            for s, g in zip(self._gpu_counter, self._gpus, strict=True)
+        )
+
+    def _gpu_energy(self, counters: tuple[float, ...],
+                    traps: tuple[float, ...]) -> tuple[float, str]:
+        """All GPUs: counters where every GPU has one, else trapezoids; (J, method)."""
+        if not self._gpus:
+            return NAN, f"unmeasured: {self._backend.status}"
+        if all(math.isfinite(c) for c in counters):
+            return sum(counters), "nvml_counter"
+        if all(math.isfinite(x) for x in traps):
+            return sum(traps), "trapezoid"
+        return NAN, "unmeasured: fewer than two valid power samples on a GPU"
+
+    def _cpu_energy(self) -> tuple[float, str]:
+        """RAPL delta where readable, else the estimate's trapezoid; (J, method)."""
+        rapl_j = self._rapl.delta
+        if math.isfinite(rapl_j):
+            return rapl_j, "rapl"
+        return self._cpu_trap.value_j, self._cpu.estimate_method
+
+    def _energy_so_far(self) -> tuple[float, str]:
+        """:meth:`energy_so_far_j` from the running totals (caller holds ``_lock``)."""
+        if self._gpus:
+            traps = tuple(t.value_j for t in self._gpu_trap)
+            energy_j, method = self._gpu_energy(self._gpu_counters_j(), traps)
+            component = "gpu"
+        else:
+            energy_j, method = self._cpu_energy()
+            component = "cpu"
+        if math.isnan(energy_j):
+            reason = method.removeprefix("unmeasured: ")
+            if component == "cpu":
+                reason = "fewer than two valid CPU power estimates and no RAPL"
+            return NAN, f"unmeasured: {component}: {reason}"
+        return energy_j, f"{component}/{method}"
+
     def _summarise(self, status: str, return_code: int | None) -> SamplerSummary:
         duration = self._t_end - self._t_start
-        counters = tuple(s.delta for s in self._gpu_counter)
-        counters = tuple(
-            c if g.energy_counter_supported else NAN
-            for c, g in zip(counters, self._gpus, strict=True)
-        )
+        counters = self._gpu_counters_j()
         traps = tuple(t.value_j for t in self._gpu_trap)
-        if not self._gpus:
-            gpu_j, gpu_method = NAN, f"unmeasured: {self._backend.status}"
-        elif all(math.isfinite(c) for c in counters):
-            gpu_j, gpu_method = sum(counters), "nvml_counter"
-        elif all(math.isfinite(x) for x in traps):
-            gpu_j, gpu_method = sum(traps), "trapezoid"
-        else:
-            gpu_j, gpu_method = NAN, "unmeasured: fewer than two valid power samples on a GPU"
+        gpu_j, gpu_method = self._gpu_energy(counters, traps)
         rapl_j = self._rapl.delta
         estimate_j = self._cpu_trap.value_j
-        if math.isfinite(rapl_j):
-            cpu_j, cpu_method = rapl_j, "rapl"
-        else:
-            cpu_j, cpu_method = estimate_j, self._cpu.estimate_method
+        cpu_j, cpu_method = self._cpu_energy()
         return SamplerSummary(
             status=status,
             return_code=return_code,

@@ -20,6 +20,15 @@ FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on a meta-de
 model (no memory, no compute): one forward pass of one batch, and that divided by the batch size.
 The counter counts a multiply-add as 2 FLOPs and counts matrix products and convolutions only
 (no bias adds, activations or normalisation).
+
+Live STEP forecast (``RunSpec.step_forecast``, on by default): each epoch's energy is the run's
+energy so far (:meth:`helpers.sampler.Sampler.energy_so_far_j`) at its ``epoch_end`` mark minus
+that at its ``epoch_start`` mark, and feeds :class:`helpers.estimators.StepForecaster` for the
+planned epochs. Once the stabilisation point is passed, every ``epoch_end`` event carries the
+forecast of the run's training energy with its interval, one line per epoch is printed, e.g.
+``epoch 7/20: STEP forecast 1.23 kJ [1.19, 1.27] (stable since epoch 4)`` (epochs counted from 1
+in that line, from 0 everywhere else), and ``metadata.step_forecast`` records forecast against
+actual at the end (:meth:`_LiveForecast.summary`).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +92,9 @@ MIN_BN_MOMENTUM = 0.3
 SYNTHETIC_BASE_PX = 32
 #: Side (px) of the random colour grid each synthetic class pattern is smoothed from.
 SYNTHETIC_PATTERN_PX = 4
+#: Shares of the planned epochs after which ``metadata.step_forecast`` keeps the live forecast
+#: (as ``helpers.estimator_study.forecaster_coverage``: round(share x N) epochs observed, >= 1).
+FORECAST_CHECKPOINTS: dict[str, float] = {"pct20": 0.2, "pct50": 0.5}
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,15 @@ class RunSpec:
         idle_s: idle-baseline seconds (model and data loaded, nothing running).
         warmup_batches: forward+backward batches before epoch 0 whose updates are discarded.
         progress: show a tqdm bar over epochs (stderr).
+        step_forecast: forecast the run's training energy during training with STEP (module
+            docstring); ``False`` records no forecast.
+        forecast_window: epochs whose energies must agree for the stabilisation point (>= 2).
+        forecast_cv_tol: largest coefficient of variation of those epochs' energies.
+        forecast_min_epoch: first epoch that can be the stabilisation point (epoch 0 holds
+            one-off start-up work).
+        forecast_confidence: coverage of the forecast interval (t prediction interval).
+        forecast_systematic_rel: drift allowance added to the interval, as a fraction of the
+            forecast energy still to come (notebook 06 uses 0.01).
     """
 
     architecture: str
@@ -139,6 +161,12 @@ class RunSpec:
     idle_s: float = 2.0
     warmup_batches: int = 2
     progress: bool = False
+    step_forecast: bool = True
+    forecast_window: int = 3
+    forecast_cv_tol: float = 0.05
+    forecast_min_epoch: int = 1
+    forecast_confidence: float = 0.95
+    forecast_systematic_rel: float = 0.01
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-serialisable)."""
@@ -498,10 +526,160 @@ def _epoch_bar(spec: RunSpec) -> Any:
                 leave=False, file=sys.stderr)
 
 
+class _LiveForecast:
+    """STEP forecast of a run's training energy, fed at every epoch's edges.
+
+    :meth:`epoch_started` and :meth:`epoch_ended` are ``Sampler.mark(energy_info=...)``
+    callbacks: they get the run's energy so far at the mark's own sample, so an epoch's energy is
+    exactly the difference between its ``epoch_start`` and ``epoch_end`` marks, and the forecast
+    goes into that ``epoch_end`` event. An epoch whose energy cannot be measured (NaN, or another
+    method than the run's first epoch) ends the forecast for the run, with the reason.
+    Energies in J.
+    """
+
+    def __init__(self, spec: RunSpec) -> None:
+        """Build the forecaster (imports ``helpers.estimators``: call before the sampler starts,
+        so that the import is not measured). No forecaster when ``spec.epochs`` is too few for a
+        stabilisation point ever to be passed."""
+        if spec.forecast_window < 2:
+            raise ValueError(f"forecast_window must be >= 2, got {spec.forecast_window}")
+        self.spec = spec
+        self.settings = {
+            "forecaster": "helpers.estimators.StepForecaster",
+            "window": spec.forecast_window, "cv_tol": spec.forecast_cv_tol,
+            "min_epoch": spec.forecast_min_epoch, "confidence": spec.forecast_confidence,
+            "systematic_rel": spec.forecast_systematic_rel,
+        }
+        self.reason: str | None = None  # why the forecast stopped or never started
+        self.forecaster: Any = None
+        need = max(spec.forecast_min_epoch, 0) + spec.forecast_window
+        if spec.epochs < need:
+            self.reason = (f"{spec.epochs} planned epochs: a stable forecast needs at least "
+                           f"{need} (min_epoch {spec.forecast_min_epoch} + window "
+                           f"{spec.forecast_window})")
+        else:
+            from helpers.estimators import StepForecaster
+
+            self.forecaster = StepForecaster(
+                n_epochs_planned=spec.epochs, window=spec.forecast_window,
+                cv_tol=spec.forecast_cv_tol, min_epoch=spec.forecast_min_epoch,
+                confidence=spec.forecast_confidence,
+                systematic_rel=spec.forecast_systematic_rel)
+        self.method: str | None = None  # energy method of the first epoch
+        self._start: tuple[float, str] = (math.nan, "no epoch_start yet")
+        self.energies_j: list[float] = []
+        self.forecasts: dict[int, Any] = {}  # epoch -> stable helpers.estimators.Forecast
+        self.not_stable: dict[int, str] = {}  # epoch -> why no forecast after it
+
+    def epoch_started(self, energy_j: float, method: str) -> dict[str, Any]:
+        """``epoch_start`` callback: remember the energy so far; adds nothing to the event."""
+        self._start = (energy_j, method)
+        return {}
+
+    def epoch_ended(self, epoch: int, energy_j: float, method: str) -> dict[str, float]:
+        """``epoch_end`` callback: record the epoch's energy and update the forecast; returns the
+        event's forecast fields once the forecast is stable, else nothing."""
+        start_j, start_method = self._start
+        epoch_j = energy_j - start_j
+        if self.method is None:
+            self.method = method
+        if not (method == start_method == self.method and math.isfinite(epoch_j)
+                and epoch_j >= 0):
+            self.energies_j.append(math.nan)
+            if self.forecaster is not None or self.reason is None:
+                self.forecaster = None
+                self.reason = (f"epoch {epoch}: energy not measurable (epoch_start: "
+                               f"{start_method}; epoch_end: {method})")
+            self.not_stable[epoch] = self.reason
+            return {}
+        self.energies_j.append(epoch_j)
+        if self.forecaster is None:
+            self.not_stable[epoch] = str(self.reason)
+            return {}
+        fc = self.forecaster.update(epoch, epoch_j)
+        if not fc.stable:
+            self.not_stable[epoch] = fc.reason
+            return {}
+        self.forecasts[epoch] = fc
+        return {"forecast_energy_j": fc.energy_j, "forecast_low_j": fc.low_j,
+                "forecast_high_j": fc.high_j}
+
+    def line(self, epoch: int) -> str | None:
+        """The progress line of a stable forecast after ``epoch`` (epochs counted from 1)."""
+        fc = self.forecasts.get(epoch)
+        if fc is None:
+            return None
+        scale, unit = next(((f, u) for f, u in ((1e9, "GJ"), (1e6, "MJ"), (1e3, "kJ"))
+                            if fc.energy_j >= f), (1.0, "J"))
+        return (f"epoch {epoch + 1}/{self.spec.epochs}: STEP forecast "
+                f"{fc.energy_j / scale:.2f} {unit} [{fc.low_j / scale:.2f}, "
+                f"{fc.high_j / scale:.2f}] (stable since epoch {fc.stabilisation_epoch + 1})")
+
+    def summary(self, epochs_trained: int, stopped_early: bool) -> dict[str, Any]:
+        """``metadata.step_forecast``: forecasts after the first stable epoch and after 20% and
+        50% of the planned epochs, each against the actual training energy (sum of the epoch
+        energies; signed error % = (forecast - actual) / actual x 100)."""
+        energies = self.energies_j[:epochs_trained]
+        actual = math.fsum(energies) if len(energies) == epochs_trained else math.nan
+        first = min(self.forecasts, default=None)
+        checkpoints = {"first_stable": first} | {
+            name: max(round(share * self.spec.epochs), 1) - 1
+            for name, share in FORECAST_CHECKPOINTS.items()}
+        planned = self.spec.epochs
+        return {
+            "epochs_planned": planned,
+            "epochs_trained": epochs_trained,
+            "stopped_early": stopped_early,
+            "note": (f"stopped early after {epochs_trained} of {planned} planned epochs: the "
+                     f"forecasts assumed {planned} epochs" if stopped_early else None),
+            "energy_method": self.method,
+            "actual_energy_j": actual,
+            "epoch_energies_j": energies,
+            "stabilisation_epoch": None if first is None
+            else self.forecasts[first].stabilisation_epoch,
+            "first_stable_epoch": first,
+            "forecasts": {name: self._checkpoint(epoch, actual, epochs_trained)
+                          for name, epoch in checkpoints.items()},
+            "reason": self.reason,
+            "settings": self.settings,
+        }
+
+    def _checkpoint(self, epoch: int | None, actual_j: float,
+                    epochs_trained: int) -> dict[str, Any]:
+        """One forecast against the actual energy, or NaN fields and why there is none."""
+        fc = None if epoch is None else self.forecasts.get(epoch)
+        if fc is None:
+            if epoch is None:
+                last = self.not_stable.get(epochs_trained - 1, "no epoch trained")
+                reason = f"no stable forecast: {self.reason or last}"
+            else:
+                reason = self.not_stable.get(epoch, f"run ended after {epochs_trained} epochs")
+            return {"epoch": epoch, "epochs_observed": None if epoch is None else epoch + 1,
+                    "energy_j": math.nan, "low_j": math.nan, "high_j": math.nan,
+                    "error_pct": math.nan, "actual_in_interval": None, "reason": reason}
+        return {"epoch": epoch, "epochs_observed": epoch + 1, "energy_j": fc.energy_j,
+                "low_j": fc.low_j, "high_j": fc.high_j,
+                "error_pct": (fc.energy_j - actual_j) / actual_j * 100.0
+                if actual_j > 0 else math.nan,
+                "actual_in_interval": bool(fc.low_j <= actual_j <= fc.high_j)
+                if math.isfinite(actual_j) else None,
+                "reason": None}
+
+
+def _say(line: str, bar: Any) -> None:
+    """Print ``line`` to stdout now (above the progress bar when there is one)."""
+    if bar is None:
+        print(line, flush=True)
+    else:
+        bar.write(line, file=sys.stdout)
+        sys.stdout.flush()
+
+
 def _train_epochs(sampler: Any, model: nn.Module, data: ImageData, spec: RunSpec,
-                  device: torch.device) -> tuple[list[EpochResult], bool]:
+                  device: torch.device, live: _LiveForecast | None = None,
+                  ) -> tuple[list[EpochResult], bool]:
     """Train up to ``spec.epochs`` epochs with phase marks; return epoch metrics and whether
-    early stopping ended the run."""
+    early stopping ended the run. ``live``: the run's STEP forecast, fed at the epoch marks."""
     optimizer = _make_optimizer(spec, model)
     generator = torch.Generator().manual_seed(spec.seed)
     stopper = _EarlyStopping(spec.early_stopping_patience, spec.early_stopping_min_delta)
@@ -511,7 +689,8 @@ def _train_epochs(sampler: Any, model: nn.Module, data: ImageData, spec: RunSpec
     for epoch in range(spec.epochs):
         _sync(device)
         t0 = time.perf_counter()
-        sampler.mark("epoch_start", epoch=epoch)
+        sampler.mark("epoch_start", epoch=epoch,
+                     energy_info=None if live is None else live.epoch_started)
         train_loss = train_epoch(model, optimizer, data, spec, generator)
         _sync(device)
         sampler.mark("eval_start", epoch=epoch)
@@ -519,8 +698,12 @@ def _train_epochs(sampler: Any, model: nn.Module, data: ImageData, spec: RunSpec
         _sync(device)
         res = EpochResult(epoch, train_loss, val_loss, accuracy, f1, time.perf_counter() - t0)
         sampler.mark("epoch_end", epoch=epoch, train_loss=train_loss, val_loss=val_loss,
-                     val_accuracy=accuracy, val_f1=f1)
+                     val_accuracy=accuracy, val_f1=f1,
+                     energy_info=None if live is None else partial(live.epoch_ended, epoch))
         results.append(res)
+        line = None if live is None else live.line(epoch)
+        if line is not None:
+            _say(line, bar)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{train_loss:.3f}", f1=f"{f1:.3f}")
@@ -540,7 +723,9 @@ def train_run(spec: RunSpec, run_dir: Path, sampler_kwargs: dict[str, Any] | Non
     ``counter_period_s``, ``cpu_tdp_w``, ``gpu_backend``, ``metadata`` ...). The sampler writes
     ``samples.csv``, ``events.csv`` and ``metadata.json`` (status ``ok`` when this returns); this
     function adds the training metadata (architecture, sizes, seeds, FLOPs, parameters,
-    accuracy, F1, versions). An exception marks the run ``failed: ...`` (the sampler's context
+    accuracy, F1, versions) and, with ``spec.step_forecast``, the live STEP forecast against the
+    actual training energy (``step_forecast``; a failed run keeps only the forecasts in its
+    ``epoch_end`` events). An exception marks the run ``failed: ...`` (the sampler's context
     manager) and propagates.
     """
     from helpers.sampler import Sampler
@@ -553,6 +738,7 @@ def train_run(spec: RunSpec, run_dir: Path, sampler_kwargs: dict[str, Any] | Non
     metadata = {**kwargs.pop("metadata", {}), "architecture": spec.architecture,
                 "environment": spec.environment, "run": spec.run}
     run_dir = Path(run_dir)
+    live = _LiveForecast(spec) if spec.step_forecast else None
     with Sampler(run_dir, metadata=metadata, **kwargs) as sampler:  # starts; stops on exit
         data = load_data(spec)
         data = ImageData(data.name, data.x_train.to(device), data.y_train.to(device),
@@ -572,7 +758,7 @@ def train_run(spec: RunSpec, run_dir: Path, sampler_kwargs: dict[str, Any] | Non
         if spec.warmup_batches > 0:
             sampler.mark("warmup_start")
             _warmup(model, data, spec)
-        epochs, stopped = _train_epochs(sampler, model, data, spec, device)
+        epochs, stopped = _train_epochs(sampler, model, data, spec, device, live)
         training_s = time.perf_counter() - t_train
         last = epochs[-1]
         result = RunResult(
@@ -584,4 +770,6 @@ def train_run(spec: RunSpec, run_dir: Path, sampler_kwargs: dict[str, Any] | Non
             epochs_trained=len(epochs), epochs=len(epochs), stopped_early=stopped,
             accuracy=last.val_accuracy, f1=last.val_f1, val_loss=last.val_loss,
             train_loss=last.train_loss, training_duration_s=training_s)
+        if live is not None:
+            sampler.update_metadata(step_forecast=live.summary(len(epochs), stopped))
     return result
