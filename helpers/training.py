@@ -124,6 +124,9 @@ class RunSpec:
             torchvision's.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         num_threads: ``torch.set_num_threads`` value; ``None`` leaves torch's default.
+        flush_denormal: ``torch.set_flush_denormal`` (CPU): flush subnormal floats to zero.
+            Subnormal arithmetic is ~40 % slower on x86 and comes and goes as weights train,
+            which made CPU epoch times (and energies) jump mid-run; on by default.
         idle_s: idle-baseline seconds (model and data loaded, nothing running).
         warmup_batches: forward+backward batches before epoch 0 whose updates are discarded.
         progress: show a tqdm bar over epochs (stderr).
@@ -158,6 +161,7 @@ class RunSpec:
     bn_momentum_min: float | None = MIN_BN_MOMENTUM
     device: str = "auto"
     num_threads: int | None = None
+    flush_denormal: bool = True
     idle_s: float = 2.0
     warmup_batches: int = 2
     progress: bool = False
@@ -499,6 +503,7 @@ def run_metadata(spec: RunSpec, data: ImageData, device: torch.device, flops_per
         "learning_rate": spec.learning_rate,
         "early_stopping_patience": spec.early_stopping_patience,
         "bn_momentum_min": spec.bn_momentum_min,
+        "flush_denormal": spec.flush_denormal,
         "seed": spec.seed,
         "data_seed": spec.data_seed,
         "flops_per_forward": flops_per_forward,
@@ -732,6 +737,7 @@ def train_run(spec: RunSpec, run_dir: Path, sampler_kwargs: dict[str, Any] | Non
 
     if spec.num_threads is not None:
         torch.set_num_threads(spec.num_threads)
+    torch.set_flush_denormal(spec.flush_denormal)
     seed_everything(spec.seed)
     device = resolve_device(spec.device)
     kwargs = dict(sampler_kwargs or {})
