@@ -1,8 +1,8 @@
 """End to end on real CPU training: grid (subprocesses, real torch) -> merge -> clean -> STEP.
 
 Acceptance of issue 5 on collected runs with epochs: STEP after the stabilisation point lies
-within 3% of the measured training energy. Energy here is the tagged CPU estimate
-(TDP x utilisation, no RAPL on CI machines) - what this machine can measure.
+within 3% of the measured training energy. Energy here is the tagged CPU estimate attributed to
+the training process (TDP x process utilisation; no RAPL on CI machines).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def test_epochs_tile_the_training_window(collected: pipeline.CleanOutputs) -> No
     assert (runs["training_energy_scope"] == "epochs").all()
     # the idle baseline is part of the run but not of the training epochs
     assert (runs["training_energy_j"] < runs["energy_j"]).all()
-    assert runs["energy_source"].str.startswith("cpu:estimate:tdp_x_utilisation").all()
+    assert runs["energy_source"].str.startswith("cpu:estimate:tdp_x_process_utilisation").all()
 
 
 def test_step_after_stabilisation_within_3pct(collected: pipeline.CleanOutputs) -> None:

@@ -34,7 +34,6 @@ COLUMN_MAP: dict[str, tuple[str, float]] = {
     "process_cpu_pct": ("process_cpu_pct", 1.0),
     "process_rss_mb": ("process_rss_mb", 1.0),
     "cpu_energy_counter_j": ("cpu_energy_counter_j", 1.0),
-    "cpu_power_estimate_w": ("cpu_power_w", 1.0),
 }
 
 #: metadata key -> run index column
@@ -47,13 +46,29 @@ METADATA_MAP = {
 }
 
 
+def process_power_method(tdp_w: float) -> str:
+    """Method tag of the process-attributed CPU power estimate."""
+    return f"estimate:tdp_x_process_utilisation(tdp_w={tdp_w:.1f})"
+
+
+def _cpu_tdp_and_cores(meta: dict) -> tuple[float, float]:
+    tdp = (meta.get("cpu_power") or {}).get("tdp_w")
+    cores = (meta.get("host") or {}).get("logical_cores")
+    return (float(tdp) if tdp else np.nan), (float(cores) if cores else np.nan)
+
+
 def _samples(run: project.ProjectRun, run_id: str) -> pd.DataFrame:
+    """Samples in profiling units. CPU power is attributed to the training process tree:
+    TDP × process CPU (% of one core) / (100 × logical cores), so that other work on a shared
+    machine does not enter the run's energy (the raw file keeps the system-wide estimate)."""
     raw = run.samples
     out = pd.DataFrame({"run_id": run_id,
                         "time_utc": pd.to_datetime(raw["timestamp_ms"], unit="ms", utc=True)})
     out["gpu_name"] = raw["gpu_name"].fillna("none").replace("", "none").astype(str)
     for src, (dst, scale) in COLUMN_MAP.items():
         out[dst] = pd.to_numeric(raw[src], errors="coerce").astype("float64") * scale
+    tdp_w, cores = _cpu_tdp_and_cores(run.metadata)
+    out["cpu_power_w"] = tdp_w * out["process_cpu_pct"] / (100.0 * cores)
     out["cpu_match_gap_s"] = np.where(out["cpu_usage"].notna(), 0.0, np.nan)
     has_gpu = out["gpu_power_draw"].notna().any()
     out["device_power_w"] = out["gpu_power_draw"] if has_gpu else out["cpu_power_w"]
@@ -81,7 +96,7 @@ def _index_row(run: project.ProjectRun, run_id: str, env: str, arch: str, num: i
     row = {"run_id": run_id, "environment": env, "environment_name": env, "architecture": arch,
            "run": num, "status": meta.get("status", "unknown"),
            "return_code": meta.get("return_code"),
-           "cpu_energy_method": (meta.get("cpu_power") or {}).get("estimate_method")}
+           "cpu_energy_method": process_power_method(_cpu_tdp_and_cores(meta)[0])}
     for key, col in METADATA_MAP.items():
         row[col] = meta.get(key, np.nan)
     if row["status"] == "running":
