@@ -32,13 +32,11 @@ class EnergyResult:
         energy_j: energy (J); NaN when it could not be measured.
         method: 'trapezoid', 'nvml_counter', 'rapl', 'model:...', or 'unmeasured: <reason>'.
         n_samples: samples that entered the computation.
-        gap_s: total time (s) bridged by interpolation over missing power samples.
     """
 
     energy_j: float
     method: str
     n_samples: int = 0
-    gap_s: float = 0.0
 
 
 def _clean(time_s: np.ndarray, power_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,18 +61,6 @@ def trapezoid_energy_j(time_s: np.ndarray, power_w: np.ndarray) -> float:
     if len(t) < 2:
         return float("nan")
     return float(trapezoid(p, t))
-
-
-def gap_seconds(time_s: np.ndarray, power_w: np.ndarray) -> float:
-    """Time (s) spanned by intervals that had to bridge at least one NaN power sample."""
-    time_s = np.asarray(time_s, dtype=float)
-    valid = np.isfinite(np.asarray(power_w, dtype=float))
-    if valid.all() or valid.sum() < 2:
-        return 0.0 if valid.all() else float(np.ptp(time_s)) if len(time_s) else 0.0
-    idx = np.flatnonzero(valid)
-    spans = np.diff(time_s[idx])
-    bridged = np.diff(idx) > 1
-    return float(spans[bridged].sum())
 
 
 def cumulative_energy_at_j(time_s: np.ndarray, power_w: np.ndarray,

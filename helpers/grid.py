@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from helpers import energy
 from helpers.errors import InputFormatError
 from helpers.io import write_json, write_text
 
@@ -354,13 +355,9 @@ def _window_trapezoid_j(t: np.ndarray, p: np.ndarray, t0: float, t1: float) -> f
     interpolation; NaN points are dropped; NaN if fewer than two points or the window is not
     covered by the samples."""
     ok = np.isfinite(p)
-    t, p = t[ok], p[ok]
-    if len(t) < 2 or t0 < t[0] or t1 > t[-1] or t1 <= t0:
+    if ok.sum() < 2 or t0 < t[ok][0] or t1 > t[ok][-1] or t1 <= t0:
         return math.nan
-    inside = (t > t0) & (t < t1)
-    tt = np.concatenate([[t0], t[inside], [t1]])
-    pp = np.concatenate([[np.interp(t0, t, p)], p[inside], [np.interp(t1, t, p)]])
-    return float(np.sum(0.5 * (pp[1:] + pp[:-1]) * np.diff(tt)))
+    return float(energy.window_energies_j(t[ok], p[ok], [t0], [t1])[0])
 
 
 def _window_counter_j(t: np.ndarray, c: np.ndarray, t0: float, t1: float) -> float:

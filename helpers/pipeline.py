@@ -98,12 +98,19 @@ class CleanOutputs:
         }
 
 
+def _timed_samples(profiling: pd.DataFrame) -> pd.DataFrame:
+    """The profiling samples with tz-aware ``time_utc`` (derived from ``timestamp`` ms if the
+    column is absent)."""
+    if "time_utc" in profiling:
+        return profiling
+    return profiling.assign(time_utc=pd.to_datetime(profiling["timestamp"], unit="ms", utc=True))
+
+
 def build_run_table(interim: MergeOutputs, dataset: str,
                     carbon_intensity_g_per_kwh: float = energy.DEFAULT_CARBON_INTENSITY_G_PER_KWH,
                     ) -> pd.DataFrame:
     """Per-run energies and statistics joined with the run index (RUN_COLUMNS + extras)."""
-    samples = interim.profiling.copy()
-    samples["time_utc"] = pd.to_datetime(samples["timestamp"], unit="ms", utc=True)
+    samples = _timed_samples(interim.profiling)
     idx = interim.run_index
     methods = dict(zip(idx["run_id"], idx["cpu_energy_method"], strict=True)) \
         if "cpu_energy_method" in idx else None
@@ -143,9 +150,7 @@ def clean_dataset(interim: MergeOutputs, dataset: str, min_epochs: int = 20,
     """The clean stage: per-run table, cleaning with a ledger, per-epoch table."""
     table = build_run_table(interim, dataset, carbon_intensity_g_per_kwh)
     kept, ledger = clean_runs(table, min_epochs, contamination, seed, min_ram_coverage)
-    samples = interim.profiling.copy()
-    samples["time_utc"] = pd.to_datetime(samples["timestamp"], unit="ms", utc=True)
-    epochs = runs.epoch_table(samples, interim.events)
+    epochs = runs.epoch_table(_timed_samples(interim.profiling), interim.events)
     epochs.insert(0, "dataset", dataset)
     table, kept = (add_training_energy(t, epochs) for t in (table, kept))
     return CleanOutputs(table, kept, epochs, ledger)

@@ -68,8 +68,7 @@ def _ram_energy(t: np.ndarray, samples: pd.DataFrame) -> tuple[float, str]:
     basis, used = ("process RSS", rss) if np.isfinite(rss).sum() >= 2 else (
         "system RAM used", _col(samples, "memory_usage"))
     res = energy.ram_energy_j(t, used)
-    method = res.method if not res.method.startswith("unmeasured") else res.method
-    return res.energy_j, f"{method}({basis})" if np.isfinite(res.energy_j) else method
+    return res.energy_j, f"{res.method}({basis})" if np.isfinite(res.energy_j) else res.method
 
 
 def _first_gpu(samples: pd.DataFrame) -> pd.DataFrame:

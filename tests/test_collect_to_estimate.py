@@ -22,7 +22,9 @@ def collected(tmp_path_factory) -> pipeline.CleanOutputs:
     config = grid.GridConfig(
         raw_root=raw, environment="cpu-test", architectures=("mobilenet_v3_small",),
         repetitions=2, seed=0, warmup_s=0.0, cooldown_s=0.5,
-        run_defaults={"epochs": 14, "train_size": 96, "val_size": 64, "batch_size": 32,
+        # epochs of ~0.7 s hold ~7 samples at 10 Hz: epoch energies are not dominated by
+        # which tick lands in which epoch
+        run_defaults={"epochs": 14, "train_size": 192, "val_size": 64, "batch_size": 32,
                       "input_size_px": 32, "idle_s": 1.0, "num_threads": 1},
     )
     outcomes = grid.run_grid(config, progress=False)
@@ -45,6 +47,6 @@ def test_step_after_stabilisation_within_3pct(collected: pipeline.CleanOutputs) 
     for run in collected.runs.itertuples():
         ep = collected.epochs[collected.epochs["run_id"] == run.run_id].sort_values("epoch")
         energies = ep["energy_j"].to_numpy()
-        forecast = estimators.step_energy_j(energies, int(run.epochs), 5, 3)
+        forecast = estimators.step_energy_j(energies, int(run.epochs), 4, 5)
         error = abs(forecast / run.training_energy_j - 1)
         assert np.isfinite(forecast) and error < 0.03, (run.run_id, forecast, error)

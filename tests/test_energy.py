@@ -40,12 +40,10 @@ def test_trapezoid_exact_for_piecewise_linear() -> None:
     assert energy.trapezoid_energy_j(t, c + k * t) == pytest.approx(exact, rel=1e-12)
 
 
-def test_trapezoid_bridges_nan_and_reports_gap() -> None:
+def test_trapezoid_bridges_nan() -> None:
     t = np.array([0.0, 1.0, 2.0, 3.0])
     p = np.array([100.0, np.nan, 100.0, 50.0])
     assert energy.trapezoid_energy_j(t, p) == pytest.approx(275.0)
-    assert energy.gap_seconds(t, p) == pytest.approx(2.0)
-    assert energy.gap_seconds(t, np.ones(4)) == 0.0
 
 
 def test_trapezoid_edge_cases() -> None:
