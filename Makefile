@@ -11,7 +11,7 @@ export SEAA2023_DIR
 SEAA2023_URL ?=
 SEAA2023_SHA256 ?=
 # Datasets processed by `make figures` (see helpers/datasets.py).
-DATASETS ?= seaa2023 collected
+DATASETS ?= seaa2023 collected gpu-h100
 
 .PHONY: install figures test lint data bench clean-outputs
 

@@ -5,7 +5,9 @@
    a GPU that leaves psutil only) and once with the fake GPU backend from tests/fake_nvml.py.
    Reported: sampler thread CPU time (time.thread_time) as % of one core, and the whole process's
    CPU time (psutil) over the same span as a cross-check. Acceptance: <= 1% of one core.
-2. Slowdown: a small CNN trains on CPU (random 32x32 images, batch 32) in ABBA blocks of steps
+2. Slowdown: a small CNN trains on CPU (random 32x32 images, batch 32; with ``--device cuda``
+   torchvision's MobileNetV2 on 224x224 images, batch 128, timed to the end of its GPU work) in
+   ABBA blocks of steps
    (without, with, with, without the sampler); each quad gives a ratio of median step times.
    Reported: median ratio and its spread over the quads, and the same-condition ratio of the two
    'without' blocks as the noise floor. On a shared machine the noise dominates a <1% effect.
@@ -59,11 +61,13 @@ def measure_overhead(backend, seconds: float, interval_s: float, workdir: Path, 
     }
 
 
-def make_model():
+def make_model(device: str = "cpu"):
     import torch
     from torch import nn
 
     torch.manual_seed(0)
+    if device != "cpu":
+        return make_gpu_model(device)
     model = nn.Sequential(
         nn.Conv2d(3, 16, 3, padding=1),
         nn.ReLU(),
@@ -87,6 +91,25 @@ def make_model():
     return step, torch.get_num_threads()
 
 
+def make_gpu_model(device: str):
+    """MobileNetV2 training steps on ``device``; each step waits for its GPU work."""
+    import torch
+    import torchvision
+
+    model = torchvision.models.mobilenet_v2(num_classes=10).to(device)
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.randn(128, 3, 224, 224, device=device)
+    y = torch.randint(0, 10, (128,), device=device)
+
+    def step() -> None:
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimiser.step()
+        torch.cuda.synchronize(device)
+
+    return step, torch.get_num_threads()
+
+
 def block_median_s(step, n_steps: int) -> float:
     times = []
     for _ in range(n_steps):
@@ -101,11 +124,12 @@ def sampled_block_s(step, n_steps: int, interval_s: float, folder: Path) -> floa
         return block_median_s(step, n_steps)
 
 
-def measure_slowdown(quads: int, steps: int, interval_s: float, workdir: Path) -> dict:
+def measure_slowdown(quads: int, steps: int, interval_s: float, workdir: Path,
+                     device: str = "cpu") -> dict:
     """ABBA blocks (without, with, with, without the sampler), so linear drift in the machine's
     load cancels; ratio = median step time with / without per quad. The same-condition ratio of
     the two 'without' blocks of a quad is the noise floor."""
-    step, threads = make_model()
+    step, threads = make_model(device)
     block_median_s(step, 30)  # warm-up
     ratios, nulls, off_s, on_s = [], [], [], []
     for quad in range(quads):
@@ -121,6 +145,7 @@ def measure_slowdown(quads: int, steps: int, interval_s: float, workdir: Path) -
     q = statistics.quantiles(ratios, n=4)
     qn = statistics.quantiles(nulls, n=4)
     return {
+        "device": device,
         "torch_threads": threads,
         "quads": quads,
         "steps_per_block": steps,
@@ -144,6 +169,7 @@ def main() -> None:
     parser.add_argument("--interval-s", type=float, default=0.1)
     parser.add_argument("--quads", type=int, default=20)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda' for the slowdown part")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/sampler.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,7 +178,8 @@ def main() -> None:
             measure_overhead(NvmlBackend(), args.seconds, args.interval_s, work, "nvml"),
             measure_overhead(FakeNvmlBackend(), args.seconds, args.interval_s, work, "fake_gpu"),
         ]
-        slowdown = measure_slowdown(args.quads, args.steps, args.interval_s, work)
+        slowdown = measure_slowdown(args.quads, args.steps, args.interval_s, work,
+                                    args.device)
     result = {
         "host": {
             "cpu_model": next(

@@ -42,6 +42,16 @@ class DatasetConfig:
 ANALYSIS_NOTEBOOKS = ("02-merge", "03-clean", "04-trade-offs", "05-power-behaviour",
                       "06-estimator-fitting")
 
+#: Parameters for datasets of short runs (tens of seconds, few epochs, few repetitions): keep
+#: every run, and look at time scales of seconds rather than the minutes of the published runs.
+SHORT_RUN_PARAMETERS: dict[str, dict] = {
+    "03-clean": {"min_epochs": 1, "contamination": 0},
+    "05-power-behaviour": {"estimate_starts_s": [0, 2, 4, 6, 8],
+                           "estimate_windows_s": [2, 4, 8],
+                           "sensitivity_windows": [5, 10, 20]},
+    "06-estimator-fitting": {"stabilisation_s": [0, 2, 4, 6, 8]},
+}
+
 DATASETS: dict[str, DatasetConfig] = {
     "seaa2023": DatasetConfig(
         name="seaa2023",
@@ -54,15 +64,17 @@ DATASETS: dict[str, DatasetConfig] = {
         raw_format="project",
         notebooks=("01-collect", *ANALYSIS_NOTEBOOKS),
         description="runs collected on this machine by notebook 01 (default grid)",
-        # the default CPU grid makes ~20 s runs of 20 short epochs: keep every run, and look
-        # at time scales of seconds rather than the minutes of the published GPU runs
-        parameters={
-            "03-clean": {"min_epochs": 1, "contamination": 0},
-            "05-power-behaviour": {"estimate_starts_s": [0, 2, 4, 6, 8],
-                                   "estimate_windows_s": [2, 4, 8],
-                                   "sensitivity_windows": [5, 10, 20]},
-            "06-estimator-fitting": {"stabilisation_s": [0, 2, 4, 6, 8]},
-        },
+        # the default CPU grid makes ~20 s runs of 20 short epochs
+        parameters=SHORT_RUN_PARAMETERS,
+    ),
+    "gpu-h100": DatasetConfig(
+        name="gpu-h100",
+        raw_format="project",
+        notebooks=ANALYSIS_NOTEBOOKS,
+        description="10 runs collected by notebook 01 on an NVIDIA H100 80GB (committed raw data; "
+                    "docs/gpu-measurements.md)",
+        # ~30 s runs of 8 epochs of ~3 s, two per architecture
+        parameters=SHORT_RUN_PARAMETERS,
     ),
 }
 
@@ -117,10 +129,13 @@ def figures_dir(dataset: str) -> Path:
 
 def get(dataset: str) -> DatasetConfig:
     """Return the config of a registered dataset, or a config for an unregistered folder under
-    ``data_inputs/<dataset>/raw`` in the project's format (e.g. a committed GPU dataset)."""
+    ``data_inputs/<dataset>/raw`` in the project's format (your own runs from notebook 01), run
+    through notebooks 02-06 with :data:`SHORT_RUN_PARAMETERS` (register a ``DatasetConfig`` for
+    runs of minutes)."""
     if dataset in DATASETS:
         return DATASETS[dataset]
     return DatasetConfig(
         name=dataset, raw_format="project", notebooks=ANALYSIS_NOTEBOOKS,
         description=f"project-format dataset data_inputs/{dataset}",
+        parameters=SHORT_RUN_PARAMETERS,
     )

@@ -91,6 +91,26 @@ def window_energies_j(time_s: np.ndarray, power_w: np.ndarray, starts_s: np.ndar
     return e1 - e0
 
 
+def window_trapezoid_j(t: np.ndarray, p: np.ndarray, t0: float, t1: float) -> float:
+    """Trapezoid integral (J) of power ``p`` (W) over [t0, t1] (s), cut at the edges by linear
+    interpolation; NaN points are dropped; NaN if fewer than two points or the window is not
+    covered by the samples."""
+    ok = np.isfinite(p)
+    if ok.sum() < 2 or t0 < t[ok][0] or t1 > t[ok][-1] or t1 <= t0:
+        return float("nan")
+    return float(window_energies_j(t[ok], p[ok], [t0], [t1])[0])
+
+
+def window_counter_j(t: np.ndarray, c: np.ndarray, t0: float, t1: float) -> float:
+    """Difference (J) of a cumulative counter between t0 and t1, interpolated between its
+    readings; NaN unless readings cover the window."""
+    ok = np.isfinite(c)
+    t, c = t[ok], c[ok]
+    if len(t) < 2 or t0 < t[0] or t1 > t[-1] or t1 <= t0:
+        return float("nan")
+    return float(np.interp(t1, t, c) - np.interp(t0, t, c))
+
+
 def counter_energy_j(counter_j: np.ndarray, wrap_j: float | None = None) -> float:
     """Energy (J) from a cumulative counter: sum of successive non-NaN differences.
 

@@ -7,7 +7,7 @@ Facts this follows (docs/METHODS.md section 9): the field ``NVML_FI_DEV_POWER_IN
 instant power; ``nvmlDeviceGetPowerUsage`` is a 1-second average on H100/H200 (other GPUs may
 average differently; it is always tagged ``power_usage_avg``); the energy
 counter ``nvmlDeviceGetTotalEnergyConsumption`` costs about 3 ms per call, so the *sampler* reads it
-only at phase edges and at most every ``counter_period_s``; this module only exposes the read.
+only at phase edges and every ``counter_period_s``; this module only exposes the read.
 
 Devices belonging to the run follow ``CUDA_VISIBLE_DEVICES`` (integer indices or ``GPU-<uuid>``
 prefixes, see :func:`visible_nvml_indices`). Integer indices are taken in NVML (PCI bus) order,

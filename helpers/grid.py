@@ -127,6 +127,9 @@ class GridConfig:
         repetitions: runs per architecture.
         seed: grid seed: run order, data (``data_seed``), and run seeds ``seed + run``.
         run_defaults: ``RunSpec`` fields shared by every run (epochs, batch_size, ...).
+        architecture_overrides: architecture -> ``RunSpec`` fields that replace
+            ``run_defaults`` for that architecture's runs (e.g. a ``train_size`` per model so
+            that every run trains for about the same time).
         warmup_s: seconds of unrecorded training before the first run (0: none).
         cooldown_s: idle seconds between runs.
         carbon_intensity_g_per_kwh: grid carbon intensity for ``emissions`` (g CO2e/kWh).
@@ -146,6 +149,7 @@ class GridConfig:
     repetitions: int = 3
     seed: int = 0
     run_defaults: dict[str, Any] = field(default_factory=dict)
+    architecture_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     warmup_s: float = 5.0
     cooldown_s: float = 2.0
     carbon_intensity_g_per_kwh: float = 232.0
@@ -194,6 +198,9 @@ def plan_grid(config: GridConfig) -> list[RunSpec]:
         raise ValueError(f"architectures repeat: {list(config.architectures)}")
     if config.repetitions < 1:
         raise ValueError(f"repetitions must be >= 1, got {config.repetitions}")
+    stray = sorted(set(config.architecture_overrides) - set(config.architectures))
+    if stray:
+        raise ValueError(f"architecture_overrides name architectures not in the grid: {stray}")
     pairs = [(a, r) for a in config.architectures for r in range(config.repetitions)]
     random.Random(config.seed).shuffle(pairs)
     counters = dict.fromkeys(config.architectures, 0)
@@ -201,7 +208,8 @@ def plan_grid(config: GridConfig) -> list[RunSpec]:
     for arch, _ in pairs:
         run = counters[arch]
         counters[arch] += 1
-        base = {**config.run_defaults, "architecture": arch, "environment": config.environment,
+        base = {**config.run_defaults, **config.architecture_overrides.get(arch, {}),
+                "architecture": arch, "environment": config.environment,
                 "run": run, "seed": config.seed + run, "data_seed": config.seed}
         plan.append(RunSpec.from_dict(base))
     return plan
@@ -350,27 +358,7 @@ def finalise_metadata(run_dir: Path, spec: RunSpec, return_code: int) -> dict[st
 
 
 # -- energy of a run ---------------------------------------------------------------------------
-def _window_trapezoid_j(t: np.ndarray, p: np.ndarray, t0: float, t1: float) -> float:
-    """Trapezoid integral (J) of power ``p`` (W) over [t0, t1] (s), cut at the edges by linear
-    interpolation; NaN points are dropped; NaN if fewer than two points or the window is not
-    covered by the samples."""
-    ok = np.isfinite(p)
-    if ok.sum() < 2 or t0 < t[ok][0] or t1 > t[ok][-1] or t1 <= t0:
-        return math.nan
-    return float(energy.window_energies_j(t[ok], p[ok], [t0], [t1])[0])
-
-
-def _window_counter_j(t: np.ndarray, c: np.ndarray, t0: float, t1: float) -> float:
-    """Difference (J) of a cumulative counter between t0 and t1, interpolated between its
-    readings; NaN unless readings cover the window."""
-    ok = np.isfinite(c)
-    t, c = t[ok], c[ok]
-    if len(t) < 2 or t0 < t[0] or t1 > t[-1] or t1 <= t0:
-        return math.nan
-    return float(np.interp(t1, t, c) - np.interp(t0, t, c))
-
-
-def _training_window(samples: pd.DataFrame, events: pd.DataFrame) -> tuple[float, float, str]:
+def training_window(samples: pd.DataFrame, events: pd.DataFrame) -> tuple[float, float, str]:
     """(start s, end s, description) of the training window on the ``monotonic_s`` clock."""
     t = samples["monotonic_s"].to_numpy(dtype=float)
     ev = events.set_index("event")["monotonic_s"] if len(events) else pd.Series(dtype=float)
@@ -392,8 +380,9 @@ def _gpu_energy_j(samples: pd.DataFrame, t0: float, t1: float, has_gpu: bool
     counters, traps = [], []
     for _, g in gpu.groupby("gpu_index"):
         t = g["monotonic_s"].to_numpy(dtype=float)
-        counters.append(_window_counter_j(t, g["gpu_energy_counter_j"].to_numpy(float), t0, t1))
-        traps.append(_window_trapezoid_j(t, g["gpu_power_w"].to_numpy(float), t0, t1))
+        counter = g["gpu_energy_counter_j"].to_numpy(float)
+        counters.append(energy.window_counter_j(t, counter, t0, t1))
+        traps.append(energy.window_trapezoid_j(t, g["gpu_power_w"].to_numpy(float), t0, t1))
     if counters and all(math.isfinite(c) for c in counters):
         return sum(counters), "nvml_counter"
     if traps and all(math.isfinite(x) for x in traps):
@@ -409,10 +398,10 @@ def _host_rows(samples: pd.DataFrame) -> pd.DataFrame:
 def _cpu_energy_j(host: pd.DataFrame, t0: float, t1: float, estimate_method: str
                   ) -> tuple[float, str]:
     t = host["monotonic_s"].to_numpy(dtype=float)
-    rapl = _window_counter_j(t, host["cpu_energy_counter_j"].to_numpy(float), t0, t1)
+    rapl = energy.window_counter_j(t, host["cpu_energy_counter_j"].to_numpy(float), t0, t1)
     if math.isfinite(rapl):
         return rapl, "rapl"
-    est = _window_trapezoid_j(t, host["cpu_power_estimate_w"].to_numpy(float), t0, t1)
+    est = energy.window_trapezoid_j(t, host["cpu_power_estimate_w"].to_numpy(float), t0, t1)
     if math.isfinite(est):
         return est, estimate_method
     return math.nan, "unmeasured: no RAPL readings or CPU power estimate in the window"
@@ -421,9 +410,9 @@ def _cpu_energy_j(host: pd.DataFrame, t0: float, t1: float, estimate_method: str
 def _ram_energy_j(host: pd.DataFrame, t0: float, t1: float) -> tuple[float, str]:
     t = host["monotonic_s"].to_numpy(dtype=float)
     power = host["process_rss_mb"].to_numpy(float) * GB_PER_MIB * RAM_W_PER_GB
-    energy = _window_trapezoid_j(t, power, t0, t1)
-    if math.isfinite(energy):
-        return energy, f"model:{RAM_W_PER_GB}W_per_GB_of_process_rss"
+    energy_j = energy.window_trapezoid_j(t, power, t0, t1)
+    if math.isfinite(energy_j):
+        return energy_j, f"model:{RAM_W_PER_GB}W_per_GB_of_process_rss"
     return math.nan, "unmeasured: no process RSS samples in the window"
 
 
@@ -456,7 +445,7 @@ def run_energy(run_dir: Path) -> dict[str, Any]:
     meta, samples = run.metadata, run.samples
     if len(samples) < 2:
         return _unmeasured(meta, "unmeasured: fewer than two samples")
-    t0, t1, window = _training_window(samples, run.events)
+    t0, t1, window = training_window(samples, run.events)
     if t1 <= t0:
         return _unmeasured(meta, f"unmeasured: empty training window ({window})")
     has_gpu = bool(meta.get("gpus")) or bool(samples["gpu_index"].notna().any())

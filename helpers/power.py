@@ -42,8 +42,11 @@ from scipy import stats as sstats
 
 from helpers import stats
 
-#: Phases excluded from the stabilisation analysis when samples carry phase labels.
-NON_TRAINING_PHASES: tuple[str, ...] = ("idle",)
+#: Phases kept for the stabilisation analysis of runs whose samples carry phase labels (the
+#: idle baseline, start-up before it, and the idle tail after training are left out).
+TRAINING_PHASES: tuple[str, ...] = ("warmup", "train", "eval")
+#: Phases of the training epochs, whose energy is ``training_energy_j``.
+EPOCH_PHASES: tuple[str, ...] = ("train", "eval")
 _MAD_TO_SIGMA = 1.4826
 
 
@@ -170,15 +173,21 @@ def stabilisation_point(values: Sequence[float] | np.ndarray,
     return _apply_penalty(*_two_regimes(values, positions, window, min_size, model), penalty)
 
 
+def _only(sub: pd.DataFrame, phase: str, keep: Sequence[str]) -> pd.DataFrame:
+    """Rows of one run in the ``keep`` phases when the run has such labels; else all rows
+    (published logs carry no phases)."""
+    if phase not in sub:
+        return sub
+    mask = sub[phase].isin(keep)
+    return sub[mask] if mask.any() else sub
+
+
 def _series(df: pd.DataFrame, run_col: str, pos_col: str, value_col: str,
             phase: str) -> Iterable[tuple[object, pd.DataFrame]]:
-    """(run, frame sorted by position) per run, without non-training phases where labelled."""
+    """(run, frame sorted by position) per run, training phases only where labelled."""
     cols = [run_col, pos_col, value_col] + ([phase] if phase in df else [])
-    data = df[cols]
-    if phase in data:
-        data = data[~data[phase].isin(NON_TRAINING_PHASES)]
-    for run, sub in data.groupby(run_col, sort=True, observed=True):
-        yield run, sub.sort_values(pos_col)
+    for run, sub in df[cols].groupby(run_col, sort=True, observed=True):
+        yield run, _only(sub, phase, TRAINING_PHASES).sort_values(pos_col)
 
 
 def stabilisation_points(df: pd.DataFrame, value_col: str = "device_power_w",
@@ -257,18 +266,27 @@ def window_estimate_error(power_w: Sequence[float] | np.ndarray,
 
 def estimate_error_grid(samples: pd.DataFrame, runs: pd.DataFrame, starts_s: Sequence[float],
                         windows_s: Sequence[float], power_col: str = "device_power_w",
-                        run_col: str = "run_id") -> pd.DataFrame:
-    """:func:`window_estimate_error` for every run of ``runs`` present in ``samples``, against
-    the run's ``energy_j``. Uses all samples of the run (no phase filter), so the estimate's
-    duration is the run's sample span, as ``duration_s`` in RUN_COLUMNS. Columns: run_id,
-    start_s, window_s, estimate_j, error_pct."""
-    energy = runs.set_index(run_col)["energy_j"]
+                        run_col: str = "run_id", phase: str = "phase") -> pd.DataFrame:
+    """:func:`window_estimate_error` for every run of ``runs`` present in ``samples``.
+
+    Runs whose samples carry phase labels are estimated on their epochs (phases
+    :data:`EPOCH_PHASES`, so the duration is that of the epochs) against ``training_energy_j``;
+    runs without labels (published logs) on all their samples against ``energy_j`` (the run's
+    sample span, as ``duration_s`` in RUN_COLUMNS). Columns: run_id, start_s, window_s,
+    estimate_j, error_pct."""
+    whole = runs.set_index(run_col)["energy_j"]
+    epochs = (runs.set_index(run_col)["training_energy_j"] if "training_energy_j" in runs
+              else whole)
     parts = []
     for run, sub in samples.groupby(run_col, sort=True, observed=True):
-        if run not in energy.index or not np.isfinite(energy[run]) or energy[run] <= 0:
+        if run not in whole.index:
             continue
-        sub = sub.sort_values("elapsed_s")
-        res = window_estimate_error(sub[power_col], sub["elapsed_s"], float(energy[run]),
+        kept = _only(sub, phase, EPOCH_PHASES)
+        energy = epochs[run] if len(kept) < len(sub) else whole[run]
+        if not np.isfinite(energy) or energy <= 0:
+            continue
+        kept = kept.sort_values("elapsed_s")
+        res = window_estimate_error(kept[power_col], kept["elapsed_s"], float(energy),
                                     starts_s, windows_s)
         res.insert(0, run_col, run)
         parts.append(res)

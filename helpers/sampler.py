@@ -11,8 +11,11 @@ Usage (the file layout is documented in ``docs/raw-format.md``)::
 A daemon thread takes one sample every ``interval_s`` (one row per GPU, or one CPU-only row) and
 appends the rows to ``samples.csv`` at least every ``flush_every_s`` (flush + fsync), so a SIGKILL
 loses at most the last ``flush_every_s`` of samples. :meth:`Sampler.mark` takes an extra sample at
-the phase edge itself, including the slow GPU energy counter, which otherwise is read at most every
-``counter_period_s`` (docs/METHODS.md section 9). A failing GPU read gives a *gap row* (GPU fields
+the phase edge itself, including the slow GPU energy counter (about 3 ms per read on an H100), which
+otherwise is read every ``counter_period_s``. An edge within ``counter_reuse_s`` (10 ms) of the last
+counter read reuses that reading: back-to-back marks (``epoch_end`` then ``epoch_start``) cost one
+read, and the counter, which moves every 100 ms, is no staler than the reading's few ms (METHODS.md
+section 9). A failing GPU read gives a *gap row* (GPU fields
 empty, ``gap_reason`` set) and sampling goes on. Every exit path (:meth:`stop`, an exception or
 KeyboardInterrupt inside ``with``, SIGTERM, interpreter exit) flushes and rewrites
 ``metadata.json`` with the status. While the run goes on, :meth:`Sampler.energy_so_far_j` gives its
@@ -99,6 +102,7 @@ PHASE_EVENTS: tuple[str, ...] = (
     "epoch_start",
     "eval_start",
     "epoch_end",
+    "tail_start",
     "run_end",
 )
 _SIGTERM_CODE = 128 + signal.SIGTERM
@@ -190,7 +194,8 @@ class Sampler:
         flush_every_s: float = 5.0,
         gpu_backend: GpuBackend | None = None,
         pid: int | None = None,
-        counter_period_s: float = 1.0,
+        counter_period_s: float = 5.0,
+        counter_reuse_s: float = 0.01,
         cpu_tdp_w: float | None = None,
         metadata: dict | None = None,
         handle_sigterm: bool = True,
@@ -200,12 +205,14 @@ class Sampler:
         one). ``cpu_tdp_w``: TDP for the CPU power estimate (default 12 W per physical core).
         ``handle_sigterm``: turn SIGTERM into :class:`SamplerTerminated` while running (only when
         started from the main thread and no other handler is installed)."""
-        if interval_s <= 0 or flush_every_s <= 0 or counter_period_s < 0:
-            raise ValueError("interval_s and flush_every_s must be > 0, counter_period_s >= 0")
+        if interval_s <= 0 or flush_every_s <= 0 or min(counter_period_s, counter_reuse_s) < 0:
+            raise ValueError("interval_s and flush_every_s must be > 0, counter_period_s and "
+                             "counter_reuse_s >= 0")
         self.run_dir = Path(run_dir)
         self.interval_s = float(interval_s)
         self.flush_every_s = float(flush_every_s)
         self.counter_period_s = float(counter_period_s)
+        self.counter_reuse_s = float(counter_reuse_s)
         self.handle_sigterm = handle_sigterm
         self._backend: GpuBackend = gpu_backend if gpu_backend is not None else NvmlBackend()
         self._cpu = CpuMonitor(pid=pid, tdp_w=cpu_tdp_w)
@@ -468,8 +475,9 @@ class Sampler:
             reading = None
             gaps.append(f"{type(err).__name__}: {err}")
         counter = NAN
-        due = t - self._counter_t[i] >= self.counter_period_s
-        if info.energy_counter_supported and (edge or due):
+        since = t - self._counter_t[i]
+        due = since >= self.counter_period_s or (edge and since >= self.counter_reuse_s)
+        if info.energy_counter_supported and due:
             self._counter_t[i] = t
             try:
                 counter = self._backend.read_energy_j(i)
@@ -657,6 +665,7 @@ class Sampler:
                 "interval_s": self.interval_s,
                 "flush_every_s": self.flush_every_s,
                 "counter_period_s": self.counter_period_s,
+                "counter_reuse_s": self.counter_reuse_s,
                 "pid": self._cpu.pid,
                 "monotonic_start_s": self._mono0,
             },

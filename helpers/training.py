@@ -128,6 +128,8 @@ class RunSpec:
             Subnormal arithmetic is ~40 % slower on x86 and comes and goes as weights train,
             which made CPU epoch times (and energies) jump mid-run; on by default.
         idle_s: idle-baseline seconds (model and data loaded, nothing running).
+        tail_s: recorded idle seconds after the last epoch (``tail_start`` to ``run_end``): the
+            power decay after training, and a run window that ends in steady state.
         warmup_batches: forward+backward batches before epoch 0 whose updates are discarded.
         progress: show a tqdm bar over epochs (stderr).
         step_forecast: forecast the run's training energy during training with STEP (module
@@ -163,6 +165,7 @@ class RunSpec:
     num_threads: int | None = None
     flush_denormal: bool = True
     idle_s: float = 2.0
+    tail_s: float = 0.0
     warmup_batches: int = 2
     progress: bool = False
     step_forecast: bool = True
@@ -766,6 +769,9 @@ def train_run(spec: RunSpec, run_dir: Path, sampler_kwargs: dict[str, Any] | Non
             _warmup(model, data, spec)
         epochs, stopped = _train_epochs(sampler, model, data, spec, device, live)
         training_s = time.perf_counter() - t_train
+        if spec.tail_s > 0:
+            sampler.mark("tail_start")
+            time.sleep(spec.tail_s)
         last = epochs[-1]
         result = RunResult(
             run_dir=run_dir, status="ok", device=str(device), epochs_planned=spec.epochs,

@@ -12,7 +12,7 @@ import pytest
 import torch
 from fake_nvml import FakeNvmlBackend, sine_power
 
-from helpers import grid, training
+from helpers import energy, grid, training
 from helpers.readers.project import read_run
 from helpers.training import RunSpec
 
@@ -65,6 +65,18 @@ def test_plan_is_shuffled_deterministically_and_numbered_in_start_order(tmp_path
     assert [a for a, _ in _order(plan)] != sorted(a for a, _ in _order(plan))
 
 
+def test_architecture_overrides_replace_run_defaults_for_that_architecture(tmp_path) -> None:
+    cfg = _config(tmp_path, architectures=("resnet18", "vgg16"), repetitions=2,
+                  architecture_overrides={"vgg16": {"train_size": 48, "batch_size": 8}})
+    sizes = {(s.architecture, s.train_size, s.batch_size) for s in grid.plan_grid(cfg)}
+    default = grid.plan_grid(_config(tmp_path, architectures=("resnet18",)))[0]
+    assert sizes == {("resnet18", default.train_size, default.batch_size), ("vgg16", 48, 8)}
+    assert (48, 8) != (default.train_size, default.batch_size)
+    with pytest.raises(ValueError, match="not in the grid"):
+        grid.plan_grid(_config(tmp_path, architectures=("resnet18",),
+                               architecture_overrides={"vgg16": {"epochs": 1}}))
+
+
 def test_plan_rejects_unknown_architecture(tmp_path) -> None:
     with pytest.raises(ValueError, match="resnet19"):
         grid.plan_grid(_config(tmp_path, architectures=("resnet19",)))
@@ -81,11 +93,11 @@ def test_window_integrals_cut_at_the_edges() -> None:
     t = pd.Series([0.0, 1.0, 2.5, 4.0]).to_numpy()
     p = 2.0 * t + 10.0  # linear power: trapezoid is exact
     exact = (4.0**2 - 0.5**2) + 10.0 * 3.5  # integral of 2t + 10 over [0.5, 4]
-    assert grid._window_trapezoid_j(t, p, 0.5, 4.0) == pytest.approx(exact)
-    assert math.isnan(grid._window_trapezoid_j(t, p, -1.0, 2.0))  # window not covered
+    assert energy.window_trapezoid_j(t, p, 0.5, 4.0) == pytest.approx(exact)
+    assert math.isnan(energy.window_trapezoid_j(t, p, -1.0, 2.0))  # window not covered
     counter = 100.0 + (t**2 + 10.0 * t)
     counter[1] = math.nan  # not read at every sample
-    assert grid._window_counter_j(t, counter, 0.0, 4.0) == pytest.approx(16.0 + 40.0)
+    assert energy.window_counter_j(t, counter, 0.0, 4.0) == pytest.approx(16.0 + 40.0)
 
 
 def _crash_module(tmp_path: Path) -> Path:

@@ -56,6 +56,33 @@ def test_stabilisation_point_excludes_idle_phase():
     assert abs(tab.stabilisation.iloc[0] - 300) <= 20
 
 
+def test_stabilisation_point_excludes_the_idle_tail_after_training():
+    run = _step_run(warmup_s=300, total_s=1000).assign(run_id="r", phase="train")
+    tail = pd.DataFrame({"elapsed_s": 1000.0 + np.arange(600), "device_power_w": 60.0,
+                         "run_id": "r", "phase": "tail"})
+    with_tail = pd.concat([run, tail])
+    assert abs(power.stabilisation_points(with_tail).stabilisation.iloc[0] - 300) <= 20
+    # unlabelled, the 600-s drop at the end would be the strongest change
+    unlabelled = with_tail.drop(columns="phase")
+    assert power.stabilisation_points(unlabelled).stabilisation.iloc[0] > 900
+
+
+def test_estimate_grid_uses_the_epochs_of_labelled_runs_and_all_of_unlabelled_ones():
+    t = np.arange(0.0, 45.0, 0.1)
+    phase = np.select([t < 10, t < 40], ["idle", "train"], "tail")
+    p = np.select([t < 10, t < 40], [100.0, 500.0], 120.0)
+    labelled = pd.DataFrame({"run_id": "L", "elapsed_s": t, "device_power_w": p, "phase": phase})
+    plain = labelled.assign(run_id="U", phase=np.nan)
+    train = t[(t >= 10) & (t < 40)]
+    runs = pd.DataFrame({"run_id": ["L", "U"], "energy_j": [9.9e9, 100.0 * 10 + 500 * 30 + 600],
+                         "training_energy_j": [500.0 * (train[-1] - train[0]), 1.0]})
+    grid = power.estimate_error_grid(pd.concat([labelled, plain]), runs, [0.0], [5.0])
+    err = grid.set_index("run_id")["error_pct"]
+    assert err["L"] == pytest.approx(0.0, abs=1e-9)  # 500 W x the epochs' span
+    # the unlabelled run: mean of the first 5 s (idle, 100 W) x the whole 44.9 s span
+    assert grid.set_index("run_id").loc["U", "estimate_j"] == pytest.approx(100.0 * 44.9)
+
+
 def test_stabilisation_penalty_modes():
     run = _step_run(warmup_s=300)
     two, _ = power.stabilisation_point(run.device_power_w, run.elapsed_s)

@@ -80,8 +80,15 @@ def test_energy_matches_analytic_integral_and_counter(tmp_path):
     assert from_file_j == pytest.approx(analytic_j, rel=1e-3)
     counter = s["gpu_energy_counter_j"].dropna()
     assert counter.iloc[-1] - counter.iloc[0] == pytest.approx(analytic_j, rel=1e-3)
-    # the slow counter: at every event, otherwise at most every counter_period_s
-    assert set(run.events["monotonic_s"]) <= set(s.loc[counter.index, "monotonic_s"])
+    # the slow counter: at every event (or read < counter_reuse_s before it), otherwise at
+    # most every counter_period_s
+    read_t = s.loc[counter.index, "monotonic_s"].to_numpy()
+    for t_event in run.events["monotonic_s"]:
+        assert ((read_t <= t_event) & (read_t > t_event - 0.01)).any()
+    # run_start -> epoch_start, epoch_end -> epoch_start (twice), epoch_end -> run_end
+    back_to_back = run.events["monotonic_s"].diff() < 0.01
+    assert back_to_back.sum() == 4
+    assert not set(run.events.loc[back_to_back, "monotonic_s"]) & set(read_t)
     assert fake.counter_calls[0] == len(counter)
     assert len(counter) <= len(run.events) + summary.duration_s / 0.25 + 2
     assert len(counter) < len(s) / 5

@@ -121,10 +121,14 @@ def _events(run_dir) -> pd.DataFrame:
     return read_run(run_dir).events
 
 
+def meta_training_s(run_dir) -> float:
+    return json.loads((run_dir / "metadata.json").read_text())["training_duration_s"]
+
+
 def test_train_run_marks_phases_and_records_metadata(tmp_path) -> None:
     spec = RunSpec(architecture="resnet18", environment="test-env", run=2, train_size=32,
                    val_size=16, input_size_px=16, batch_size=16, epochs=2, idle_s=0.2,
-                   warmup_batches=1, num_threads=1, seed=3)
+                   tail_s=0.3, warmup_batches=1, num_threads=1, seed=3)
     run_dir = tmp_path / "raw" / "test-env" / "resnet18" / "002"
     fake = FakeNvmlBackend()
     result = training.train_run(spec, run_dir, {"interval_s": 0.05, "gpu_backend": fake})
@@ -133,7 +137,10 @@ def test_train_run_marks_phases_and_records_metadata(tmp_path) -> None:
     assert events["event"].tolist() == [
         "run_start", "idle_start", "idle_end", "warmup_start",
         "epoch_start", "eval_start", "epoch_end", "epoch_start", "eval_start", "epoch_end",
-        "run_end"]
+        "tail_start", "run_end"]
+    t = events.set_index("event")["monotonic_s"]
+    assert t["run_end"] - t["tail_start"] >= 0.3  # the recorded idle tail
+    assert meta_training_s(run_dir) < t["run_end"] - t["warmup_start"] - 0.25  # tail excluded
     ends = events[events["event"] == "epoch_end"]
     assert ends["epoch"].tolist() == [0, 1]
     info = ends["info"].iloc[-1]
