@@ -94,3 +94,20 @@ def test_h100_run_energy_is_the_counter_over_the_training_window(h100):
     emitted_j = runs.set_index("run_id")["gpu_energy"] * grid.J_PER_KWH
     assert len(by_run) == len(emitted_j) >= 10
     assert np.allclose(emitted_j.loc[by_run.index], by_run, rtol=1e-6)
+
+
+def test_h100_merge_and_clean_use_the_counter(h100):
+    from helpers import pipeline
+
+    merged = pipeline.merge_dataset("gpu-h100", data_dir=str(GPU_RAW))
+    runs = pipeline.clean_dataset(merged, "gpu-h100", min_epochs=1, contamination=None).runs
+    assert len(runs) == 10 and (runs["gpu_energy_method"] == "nvml_counter").all()
+    assert (runs["energy_source"] == "gpu:nvml_counter").all()
+    whole = h100[(h100["window"] == "run") & (h100["method"] == "instant_100ms")]
+    counter_j = whole.set_index("run_id")["counter_j"]
+    ours = runs.set_index("run_id")
+    assert np.allclose(ours.loc[counter_j.index, "gpu_energy_j"], counter_j, rtol=1e-9)
+    # the trapezoid kept beside it agrees within the fidelity bar; epochs exclude idle and tail
+    ratio = ours["gpu_energy_trapezoid_j"] / ours["gpu_energy_j"]
+    assert (abs(ratio - 1) < 0.01).all()
+    assert (ours["training_energy_j"] < 0.97 * ours["energy_j"]).all()
