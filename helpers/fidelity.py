@@ -45,9 +45,8 @@ def _per_second_mean_w(t: np.ndarray, p: np.ndarray, t0: float, t1: float) -> fl
 def window_estimates_j(gpu: pd.DataFrame, t0: float, t1: float, limit_w: float) -> dict[str, float]:
     """Every method's energy (J) over [t0, t1] (``monotonic_s``) from one GPU's sample rows.
 
-    ``instant_1s``/``average_1s`` use timer samples only (rows that are not phase-edge samples
-    are those whose ``monotonic_s`` is no event time; the caller passes them in ``gpu`` with
-    column ``edge``)."""
+    ``gpu`` needs a boolean column ``edge`` (the row is a phase-edge sample, taken at an event
+    time); ``instant_1s``/``average_1s`` use the timer samples only, as a 1-s logger would."""
     t = gpu["monotonic_s"].to_numpy(float)
     timer = ~gpu["edge"].to_numpy(bool)
     inst = gpu["gpu_power_instant_w"].to_numpy(float)
