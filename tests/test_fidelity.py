@@ -15,7 +15,12 @@ from helpers import datasets, fidelity, grid
 from helpers.readers.project import read_run
 from helpers.sampler import Sampler
 
-GPU_RAW = datasets.project_root() / "data_inputs" / "gpu-h100" / "raw"
+#: committed runs on an H100 (docs/gpu-measurements.md)
+GPU_DATASETS = ("gpu-h100", "gpu-h100-pilot")
+
+
+def _raw(name: str) -> Path:
+    return datasets.project_root() / "data_inputs" / name / "raw"
 
 
 def _scripted_run(tmp_path: Path) -> Path:
@@ -57,14 +62,15 @@ def test_no_counter_readings_give_an_empty_table(tmp_path):
 
 
 # -- the committed H100 dataset (issue 3 acceptance) ---------------------------------------------
-@pytest.fixture(scope="module")
-def h100() -> pd.DataFrame:
-    return fidelity.dataset_fidelity(GPU_RAW)
+@pytest.fixture(scope="module", params=GPU_DATASETS)
+def h100(request) -> tuple[str, pd.DataFrame]:
+    return request.param, fidelity.dataset_fidelity(_raw(request.param))
 
 
-def test_h100_dataset_has_ten_runs_of_at_least_20_s_training():
+@pytest.mark.parametrize("name", GPU_DATASETS)
+def test_h100_dataset_has_ten_runs_of_at_least_20_s_training(name):
     metas = [json.loads((d / "metadata.json").read_text())
-             for d in sorted(GPU_RAW.glob("*/*/*")) if d.is_dir()]
+             for d in sorted(_raw(name).glob("*/*/*")) if d.is_dir()]
     assert len(metas) >= 10
     assert all(m["status"] == "ok" and m["device"] == "cuda" for m in metas)
     assert all(m["training_duration_s"] >= 20.0 for m in metas)
@@ -73,7 +79,7 @@ def test_h100_dataset_has_ten_runs_of_at_least_20_s_training():
 
 
 def test_h100_sampled_instant_power_within_half_a_percent_of_the_counter(h100):
-    summary = fidelity.summarise(h100).set_index(["window", "method"])
+    summary = fidelity.summarise(h100[1]).set_index(["window", "method"])
     for window in ("run", "training"):
         row = summary.loc[(window, "instant_100ms")]
         assert row["windows"] >= 10
@@ -87,9 +93,10 @@ def test_h100_sampled_instant_power_within_half_a_percent_of_the_counter(h100):
 
 
 def test_h100_run_energy_is_the_counter_over_the_training_window(h100):
-    runs = grid.read_emissions(GPU_RAW)
+    name, table = h100
+    runs = grid.read_emissions(_raw(name))
     assert (runs["gpu_energy_method"] == "nvml_counter").all()
-    training = h100[(h100["window"] == "training") & (h100["method"] == "instant_100ms")]
+    training = table[(table["window"] == "training") & (table["method"] == "instant_100ms")]
     by_run = training.set_index("run_id")["counter_j"]
     emitted_j = runs.set_index("run_id")["gpu_energy"] * grid.J_PER_KWH
     assert len(by_run) == len(emitted_j) >= 10
@@ -99,11 +106,12 @@ def test_h100_run_energy_is_the_counter_over_the_training_window(h100):
 def test_h100_merge_and_clean_use_the_counter(h100):
     from helpers import pipeline
 
-    merged = pipeline.merge_dataset("gpu-h100", data_dir=str(GPU_RAW))
-    runs = pipeline.clean_dataset(merged, "gpu-h100", min_epochs=1, contamination=None).runs
+    name, table = h100
+    merged = pipeline.merge_dataset(name, data_dir=str(_raw(name)))
+    runs = pipeline.clean_dataset(merged, name, min_epochs=1, contamination=None).runs
     assert len(runs) == 10 and (runs["gpu_energy_method"] == "nvml_counter").all()
     assert (runs["energy_source"] == "gpu:nvml_counter").all()
-    whole = h100[(h100["window"] == "run") & (h100["method"] == "instant_100ms")]
+    whole = table[(table["window"] == "run") & (table["method"] == "instant_100ms")]
     counter_j = whole.set_index("run_id")["counter_j"]
     ours = runs.set_index("run_id")
     assert np.allclose(ours.loc[counter_j.index, "gpu_energy_j"], counter_j, rtol=1e-9)
