@@ -311,45 +311,24 @@ def pick_example_runs(runs: pd.DataFrame, n_per_environment: int = 2, value: str
     return chosen
 
 
-def plot_power_vs_usage(ax, runs: pd.DataFrame, fits: pd.DataFrame,
-                        power: str = "gpu_power_mean_w", usage: str = "gpu_usage_mean",
-                        by: str = "environment") -> None:
-    """Scatter of mean power against mean utilisation per ``by`` level, with the fitted lines
-    and ρ from :func:`power_vs_usage` in the legend."""
-    fit = fits.set_index(by)
-    for level, sub in runs.groupby(by, sort=True):
-        pts = ax.scatter(sub[usage], sub[power], s=6, alpha=0.6)
-        row = fit.loc[level]
-        label = f"{level} (ρ={row['rho']:.2f})"
-        if np.isfinite(row["slope_w"]):
-            x = np.linspace(sub[usage].min(), sub[usage].max(), 2)
-            ax.plot(x, row["intercept_w"] + row["slope_w"] * x, color=pts.get_facecolor()[0],
-                    lw=1, label=label)
-        else:
-            pts.set_label(label)
-    ax.set_xlabel("mean GPU utilisation (fraction)")
-    ax.set_ylabel("mean power (W)")
-    ax.legend(frameon=False)
+def power_limit_ratio_table(samples: pd.DataFrame, by: Sequence[str] = ("gpu_name",
+                                                                        "architecture"),
+                            ratio: str = "power_limit_ratio") -> pd.DataFrame:
+    """Distribution (count, mean, std, min, 5/25/50/75/95 %, max) of per-sample power / limit
+    per group."""
+    return (samples.groupby(list(by))[ratio]
+            .describe(percentiles=[0.05, 0.25, 0.5, 0.75, 0.95]).reset_index())
 
 
-def plot_timeseries(ax, run_samples: pd.DataFrame, power_col: str = "device_power_w",
-                    stabilisation_s: float | None = None, title: str = "") -> None:
-    """Power against elapsed time for one run; epochs shaded alternately and ``eval`` phases
-    hatched where the samples carry labels; the stabilisation point as a dashed line."""
-    s = run_samples.sort_values("elapsed_s")
-    t = s["elapsed_s"].to_numpy(float)
-    ax.plot(t, s[power_col].to_numpy(float), lw=0.4)
-    if "epoch" in s and s["epoch"].notna().any():
-        for ep, grp in s.groupby("epoch"):
-            if int(ep) % 2 == 0:
-                ax.axvspan(grp["elapsed_s"].min(), grp["elapsed_s"].max(), color="0.9", lw=0)
-    if "phase" in s and s["phase"].eq("eval").any():
-        ev = s["phase"].eq("eval").to_numpy()
-        edges = np.flatnonzero(np.diff(np.r_[0, ev.astype(int), 0]))
-        for a, b in zip(edges[::2], edges[1::2], strict=True):
-            ax.axvspan(t[a], t[b - 1], color="tab:orange", alpha=0.2, lw=0)
-    if stabilisation_s is not None and np.isfinite(stabilisation_s):
-        ax.axvline(stabilisation_s, color="k", ls="--", lw=0.8)
-    ax.set_title(title, fontsize=6)
-    ax.set_xlabel("elapsed (s)")
-    ax.set_ylabel("power (W)")
+def sensitivity_table(sens: pd.DataFrame) -> pd.DataFrame:
+    """Median stabilisation point by window (rows) and penalty (columns; -1 = no penalty) from
+    :func:`stabilisation_sensitivity`."""
+    return (sens.assign(penalty=sens["penalty"].fillna(-1))
+            .groupby(["window", "penalty"])["stabilisation"].median().unstack("penalty"))
+
+
+def error_table(errors: pd.DataFrame) -> pd.DataFrame:
+    """Median |error| (%) of the online power estimate by start s (rows) and window w (columns)
+    from :func:`estimate_error_grid`."""
+    return (errors.assign(abs_error_pct=errors["error_pct"].abs())
+            .groupby(["start_s", "window_s"])["abs_error_pct"].median().unstack("window_s"))

@@ -119,3 +119,19 @@ def test_h100_merge_and_clean_use_the_counter(h100):
     ratio = ours["gpu_energy_trapezoid_j"] / ours["gpu_energy_j"]
     assert (abs(ratio - 1) < 0.01).all()
     assert (ours["training_energy_j"] < 0.97 * ours["energy_j"]).all()
+
+
+def test_h100_idle_power_is_set_by_the_cuda_context():
+    """Before the run's process makes a CUDA context the card idles near 72 W; with the context
+    and model loaded (the idle baseline) near 124 W; after training only a few W more."""
+    from helpers.readers.project import discover_runs
+
+    for run_dir in discover_runs(_raw("gpu-h100")):
+        run = read_run(run_dir)
+        s, ev = run.samples, run.events.set_index("event")["monotonic_s"]
+        t, p = s["monotonic_s"], s["gpu_power_w"]
+        before_context = p[t < t.iloc[0] + 0.3].median()
+        baseline = p[(t > ev["idle_start"]) & (t < ev["idle_end"])].median()
+        tail = p[t > ev["tail_start"] + 1.0].median()
+        assert 65 < before_context < 80 and 115 < baseline < 130, run_dir
+        assert 0 < tail - baseline < 10, run_dir
