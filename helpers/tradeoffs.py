@@ -132,6 +132,54 @@ def pairwise_savings(runs: pd.DataFrame, energy: str = "energy_per_image_j", qua
                            ignore_index=True)
 
 
+SPEARMAN_COLUMNS = ["environment", "x", "y", "n", "rho", "p_value"]
+
+
+def spearman_pairs(runs: pd.DataFrame, pairs: Sequence[tuple[str, str]],
+                   by: str = "environment") -> tuple[pd.DataFrame, list[str]]:
+    """:func:`helpers.stats.spearman` of each (x, y) pair per ``by`` level; a pair whose column
+    has no values is skipped with a note. Returns (table, notes)."""
+    parts, notes = [], []
+    for x, y in pairs:
+        empty = [c for c in (x, y) if runs[c].isna().all()]
+        if empty:
+            notes.append(f"Spearman {x} vs {y} skipped: no values for {empty[0]}")
+            continue
+        parts.append(stats.spearman(runs, x, y, by=by))
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=[by, *SPEARMAN_COLUMNS[1:]])
+    return table, notes
+
+
+def headline_savings(runs: pd.DataFrame, saver: str, reference: str,
+                     published_pct: dict[str, float | None], alpha: float = 0.05,
+                     env: str = "environment", arch: str = "architecture"
+                     ) -> tuple[dict[str, dict[str, object]], list[str]]:
+    """:func:`pair_saving` of ``saver`` against ``reference`` in each environment named in
+    ``published_pct`` (environment -> published saving %, or None). Returns (records by
+    environment, with ``gpu_name`` and ``published_pct`` added and numbers as floats; one line
+    per environment for display, saying why where it was skipped)."""
+    records, lines = {}, []
+    for level, published in published_pct.items():
+        sub = runs[runs[env] == level]
+        if not {saver, reference} <= set(sub[arch]):
+            why = "no runs in that environment" if sub.empty else "architecture missing"
+            lines.append(f"headline {saver} vs {reference} on {level} skipped: {why}")
+            continue
+        s = pair_saving(sub, saver, reference, arch=arch, alpha=alpha)
+        gpu = ", ".join(sorted(sub["gpu_name"].unique()))
+        pub = f" (published ≈ {published}%)" if published is not None else ""
+        lines.append(
+            f"{level} [{gpu}]: {saver} uses {s['energy_saved_pct']:.1f}% less energy per image "
+            f"than {reference}{pub}; F1 {s['f1_saver']:.3f} vs {s['f1_reference']:.3f} "
+            f"(difference {s['f1_lost']:.3f}); Cliff's δ {s['cliffs_delta_energy']:.2f}, "
+            f"p = {s['p_energy']:.2g} ({s['posthoc_test']})")
+        record = {k: float(v) if isinstance(v, (int, float, np.number)) else v
+                  for k, v in s.items()}
+        records[str(level)] = {**record, "gpu_name": gpu, "published_pct": published}
+    return records, lines
+
+
 def pareto_front(cost: Sequence[float] | np.ndarray, benefit: Sequence[float] | np.ndarray
                  ) -> np.ndarray:
     """Boolean mask of the Pareto-optimal points for (cost ↓, benefit ↑).

@@ -117,3 +117,29 @@ def test_median_table_and_plots(runs):
     tradeoffs.plot_interaction(ax2, runs)
     assert len(ax1.collections) == 2 and len(ax2.lines) == 3
     plt.close(fig)
+
+
+def test_spearman_pairs_skips_empty_columns_with_a_note(runs):
+    data = runs.assign(gflops=np.nan)
+    table, notes = tradeoffs.spearman_pairs(
+        data, [("energy_per_image_j", "f1"), ("gflops", "energy_per_image_j")])
+    assert notes == ["Spearman gflops vs energy_per_image_j skipped: no values for gflops"]
+    assert list(table["environment"]) == ["envA", "envB"]
+    direct = stats.spearman(data, "energy_per_image_j", "f1", by="environment")
+    assert np.allclose(table["rho"], direct["rho"])
+    empty, notes = tradeoffs.spearman_pairs(data, [("gflops", "f1")])
+    assert empty.empty and len(notes) == 1
+
+
+def test_headline_savings_records_lines_and_skips(runs):
+    data = runs.assign(gpu_name=np.where(runs["environment"] == "envA", "GPU A", "GPU B"))
+    records, lines = tradeoffs.headline_savings(
+        data, "small", "big", {"envA": 75.0, "envC": None}, alpha=0.05)
+    assert set(records) == {"envA"}
+    rec = records["envA"]
+    direct = tradeoffs.pair_saving(data[data["environment"] == "envA"], "small", "big")
+    assert rec["energy_saved_pct"] == pytest.approx(direct["energy_saved_pct"])
+    assert rec["gpu_name"] == "GPU A" and rec["published_pct"] == 75.0
+    assert isinstance(rec["n_saver"], float)
+    assert lines[0].startswith("envA [GPU A]: small uses ") and "(published ≈ 75.0%)" in lines[0]
+    assert lines[1] == "headline small vs big on envC skipped: no runs in that environment"
