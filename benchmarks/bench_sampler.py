@@ -37,17 +37,39 @@ from helpers.io import write_json  # noqa: E402
 from helpers.sampler import Sampler  # noqa: E402
 
 
-def measure_overhead(backend, seconds: float, interval_s: float, workdir: Path, name: str) -> dict:
-    """Run the sampler alone for ``seconds``; return its CPU cost."""
+def emulate_epochs(sampler: Sampler, seconds: float, epoch_s: float) -> None:
+    """The training driver's marks without training: epoch_start, eval_start (no counter read)
+    after 90 % of an epoch, epoch_end, for ``seconds``."""
+    end, epoch = time.monotonic() + seconds, 0
+    while time.monotonic() + epoch_s <= end:
+        sampler.mark("epoch_start", epoch=epoch)
+        time.sleep(0.9 * epoch_s)
+        sampler.mark("eval_start", epoch=epoch, read_counter=False)
+        time.sleep(0.1 * epoch_s)
+        sampler.mark("epoch_end", epoch=epoch)
+        epoch += 1
+    time.sleep(max(0.0, end - time.monotonic()))
+
+
+def measure_overhead(backend, seconds: float, interval_s: float, workdir: Path, name: str,
+                     epoch_s: float = 0.0, slow_period_s: float = 0.0) -> dict:
+    """Run the sampler for ``seconds`` (with the marks of ``epoch_s``-long epochs when > 0);
+    return its CPU cost."""
     proc = psutil.Process()
-    sampler = Sampler(workdir / name / "bench" / "000", interval_s=interval_s, gpu_backend=backend)
+    sampler = Sampler(workdir / name / "bench" / "000", interval_s=interval_s, gpu_backend=backend,
+                      slow_period_s=slow_period_s)
     sampler.start()
     t0, c0 = time.monotonic(), sum(proc.cpu_times()[:2])
-    time.sleep(seconds)
+    if epoch_s > 0:
+        emulate_epochs(sampler, seconds, epoch_s)
+    else:
+        time.sleep(seconds)
     summary = sampler.stop()
     wall, cpu = time.monotonic() - t0, sum(proc.cpu_times()[:2]) - c0
     return {
         "backend": name,
+        "epoch_s": epoch_s,
+        "slow_period_s": slow_period_s,
         "gpu_status": backend.status,
         "n_gpus": len(sampler.gpus),
         "interval_s": interval_s,
@@ -163,6 +185,19 @@ def measure_slowdown(quads: int, steps: int, interval_s: float, workdir: Path,
     }
 
 
+def print_slowdown(s: dict, cores: int) -> None:
+    print(
+        f"training step with/without sampler: median ratio {s['ratio_median']:.4f} "
+        f"(IQR {s['ratio_iqr'][0]:.4f}-{s['ratio_iqr'][1]:.4f}; mean {s['ratio_mean']:.4f} "
+        f"+- {s['ratio_std']:.4f} sd over {s['quads']} ABBA quads of {s['steps_per_block']} "
+        f"steps); noise floor without/without: median {s['null_ratio_median']:.4f} "
+        f"(IQR {s['null_ratio_iqr'][0]:.4f}-{s['null_ratio_iqr'][1]:.4f}); step "
+        f"{s['step_median_without_s'] * 1000:.2f} ms without, "
+        f"{s['step_median_with_s'] * 1000:.2f} ms with; load average "
+        f"{s['load_average_1m_at_end']:.2f} on {cores} cores"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -170,16 +205,23 @@ def main() -> None:
     parser.add_argument("--quads", type=int, default=20)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda' for the slowdown part")
+    parser.add_argument("--epoch-s", type=float, default=0.0,
+                        help="also mark epochs of this length, as the training driver does")
+    parser.add_argument("--slow-period-s", type=float, default=0.0,
+                        help="Sampler slow_period_s (0: every metric on every tick)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/sampler.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        settings = {"epoch_s": args.epoch_s, "slow_period_s": args.slow_period_s}
         overhead = [
-            measure_overhead(NvmlBackend(), args.seconds, args.interval_s, work, "nvml"),
-            measure_overhead(FakeNvmlBackend(), args.seconds, args.interval_s, work, "fake_gpu"),
+            measure_overhead(NvmlBackend(), args.seconds, args.interval_s, work, "nvml",
+                             **settings),
+            measure_overhead(FakeNvmlBackend(), args.seconds, args.interval_s, work, "fake_gpu",
+                             **settings),
         ]
-        slowdown = measure_slowdown(args.quads, args.steps, args.interval_s, work,
-                                    args.device)
+        slowdown = (measure_slowdown(args.quads, args.steps, args.interval_s, work, args.device)
+                    if args.quads > 0 else None)
     result = {
         "host": {
             "cpu_model": next(
@@ -199,22 +241,14 @@ def main() -> None:
     }
     for o in overhead:
         print(
-            f"overhead [{o['backend']}]: {o['overhead_pct_of_core']:.3f}% of one core "
+            f"overhead [{o['backend']}, epoch_s {o['epoch_s']:g}, slow_period_s "
+            f"{o['slow_period_s']:g}]: {o['overhead_pct_of_core']:.3f}% of one core "
             f"({o['cpu_per_tick_us']:.0f} us/tick, {o['n_ticks']} ticks, mean interval "
             f"{o['mean_tick_interval_s'] * 1000:.1f} ms); whole process "
             f"{o['process_cpu_pct_of_core']:.3f}%"
         )
-    s = slowdown
-    print(
-        f"training step with/without sampler: median ratio {s['ratio_median']:.4f} "
-        f"(IQR {s['ratio_iqr'][0]:.4f}-{s['ratio_iqr'][1]:.4f}; mean {s['ratio_mean']:.4f} "
-        f"+- {s['ratio_std']:.4f} sd over {s['quads']} ABBA quads of {s['steps_per_block']} "
-        f"steps); noise floor without/without: median {s['null_ratio_median']:.4f} "
-        f"(IQR {s['null_ratio_iqr'][0]:.4f}-{s['null_ratio_iqr'][1]:.4f}); step "
-        f"{s['step_median_without_s'] * 1000:.2f} ms without, "
-        f"{s['step_median_with_s'] * 1000:.2f} ms with; load average "
-        f"{s['load_average_1m_at_end']:.2f} on {result['host']['logical_cores']} cores"
-    )
+    if slowdown is not None:
+        print_slowdown(slowdown, result["host"]["logical_cores"])
     write_json(result, args.out)
     print(f"wrote {args.out}")
 

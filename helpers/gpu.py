@@ -33,6 +33,10 @@ import pynvml
 NAN = math.nan
 MB = float(2**20)
 
+#: Metrics a reading may skip (``read(slow=False)``): they change slowly (temperature, clock,
+#: memory) or are a 1-s average; instant power and utilisation are read on every tick.
+SLOW_METRICS: tuple[str, ...] = ("power_avg", "memory", "temperature", "sm_clock")
+
 #: ``gpu_power_source`` values.
 SOURCE_INSTANT = "instant_field"
 SOURCE_AVERAGE = "power_usage_avg"
@@ -95,8 +99,9 @@ class GpuBackend(Protocol):
     def devices(self) -> list[GpuInfo]:
         """GPUs belonging to the run (empty when unavailable)."""
 
-    def read(self, index: int) -> GpuReading:
-        """Fast per-tick read of run-local GPU ``index``; raises :class:`GpuReadError`."""
+    def read(self, index: int, slow: bool = True) -> GpuReading:
+        """Fast per-tick read of run-local GPU ``index``; raises :class:`GpuReadError`.
+        ``slow=False`` skips the slowly changing metrics (:data:`SLOW_METRICS`: NaN)."""
 
     def read_energy_j(self, index: int) -> float:
         """Cumulative hardware energy counter (J); slow (~3 ms). Raises :class:`GpuReadError`."""
@@ -284,10 +289,14 @@ class NvmlBackend:
         return _field_value(value)
 
     # -- per tick --------------------------------------------------------------------------
-    def read(self, index: int) -> GpuReading:
-        """Read power, utilisation, memory, temperature and SM clock (~20 us on an H100)."""
+    def read(self, index: int, slow: bool = True) -> GpuReading:
+        """Read power, utilisation, memory, temperature and SM clock (30 us on an H100 in a tight
+        loop, ~380 us after a 100-ms pause; docs/gpu-measurements.md). ``slow=False`` leaves
+        :data:`SLOW_METRICS` NaN (the 1-s average is still read when instant power is not)."""
         handle = self._handles[index]
-        skip = self._devices[index].unsupported
+        skip = set(self._devices[index].unsupported)
+        if not slow:
+            skip |= set(SLOW_METRICS) - ({"power_avg"} if "power_instant" in skip else set())
         try:
             instant = avg = NAN
             if "power_instant" not in skip:

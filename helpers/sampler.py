@@ -196,6 +196,7 @@ class Sampler:
         pid: int | None = None,
         counter_period_s: float = 5.0,
         counter_reuse_s: float = 0.01,
+        slow_period_s: float = 0.0,
         cpu_tdp_w: float | None = None,
         metadata: dict | None = None,
         handle_sigterm: bool = True,
@@ -205,14 +206,16 @@ class Sampler:
         one). ``cpu_tdp_w``: TDP for the CPU power estimate (default 12 W per physical core).
         ``handle_sigterm``: turn SIGTERM into :class:`SamplerTerminated` while running (only when
         started from the main thread and no other handler is installed)."""
-        if interval_s <= 0 or flush_every_s <= 0 or min(counter_period_s, counter_reuse_s) < 0:
-            raise ValueError("interval_s and flush_every_s must be > 0, counter_period_s and "
-                             "counter_reuse_s >= 0")
+        if interval_s <= 0 or flush_every_s <= 0 or min(counter_period_s, counter_reuse_s,
+                                                        slow_period_s) < 0:
+            raise ValueError("interval_s and flush_every_s must be > 0, counter_period_s, "
+                             "counter_reuse_s and slow_period_s >= 0")
         self.run_dir = Path(run_dir)
         self.interval_s = float(interval_s)
         self.flush_every_s = float(flush_every_s)
         self.counter_period_s = float(counter_period_s)
         self.counter_reuse_s = float(counter_reuse_s)
+        self.slow_period_s = float(slow_period_s)
         self.handle_sigterm = handle_sigterm
         self._backend: GpuBackend = gpu_backend if gpu_backend is not None else NvmlBackend()
         self._cpu = CpuMonitor(pid=pid, tdp_w=cpu_tdp_w)
@@ -240,6 +243,7 @@ class Sampler:
         self._t_start = self._t_end = NAN
         self._last_flush = 0.0
         self._counter_t: list[float] = []
+        self._slow_t: list[float] = []
         self._gpu_trap: list[_Trapezoid] = []
         self._gpu_counter: list[_Span] = []
         self._cpu_trap = _Trapezoid()
@@ -263,6 +267,7 @@ class Sampler:
         self._gpus = self._backend.devices()
         n = len(self._gpus)
         self._counter_t = [-math.inf] * n
+        self._slow_t = [-math.inf] * n
         self._gpu_trap = [_Trapezoid() for _ in range(n)]
         self._gpu_counter = [_Span() for _ in range(n)]
         self._cpu.start()
@@ -281,22 +286,26 @@ class Sampler:
 
     def mark(self, event: str, epoch: int | None = None, *,
              energy_info: Callable[[float, str], Mapping[str, Any]] | None = None,
-             **info: Any) -> None:
-        """Record a phase event with a sample taken at that instant (energy counter included).
+             read_counter: bool = True, **info: Any) -> None:
+        """Record a phase event with a sample taken at that instant (energy counter included;
+        ``read_counter=False`` leaves the ~3-ms counter read to the periodic one, for edges whose
+        energy nothing needs, such as ``eval_start``).
 
         ``energy_info``: called with :meth:`energy_so_far_j`'s ``(J, method)`` as of this event's
         edge sample; the mapping it returns is added to ``info``. It runs under the sampler's
         lock, so it must be quick and must not call the sampler; an exception propagates and the
         event is not recorded. It lets the caller put what it derives from the energy at the
         event (e.g. a forecast) into the event itself."""
+        if energy_info is not None and not read_counter:
+            raise ValueError("energy_info needs the counter read at the mark (read_counter=True)")
         if not self._started:
             raise RuntimeError("Sampler.mark() before start()")
         if self._summary is not None:
             raise RuntimeError("Sampler.mark() after stop()")
         t_cpu = time.thread_time()
         with self._lock:
-            t, ts_ms = self._sample(edge=True)
-            self._latest_is_edge = True
+            t, ts_ms = self._sample(edge=True, counter=read_counter)
+            self._latest_is_edge = read_counter
             if energy_info is not None:
                 info = {**info, **energy_info(*self._energy_so_far())}
             info_json = json.dumps(_json_ready(info), sort_keys=True, default=str)
@@ -435,14 +444,14 @@ class Sampler:
         with self._lock:
             self._cpu_s += time.thread_time() - t_cpu
 
-    def _sample(self, edge: bool) -> tuple[float, int]:
+    def _sample(self, edge: bool, counter: bool = True) -> tuple[float, int]:
         """Read all sources once and buffer the rows (caller holds ``_lock``). ``edge``: a
-        phase-edge sample from :meth:`mark`: always reads the energy counter and leaves the CPU
-        utilisation baselines to the timer ticks."""
+        phase-edge sample from :meth:`mark`: reads the energy counter (unless ``counter`` is
+        False or a read is fresh) and leaves the CPU utilisation baselines to the timer ticks."""
         t = time.monotonic()
         ts_ms = round(self._wall0_ms + 1000.0 * (t - self._mono0))
         head = [str(ts_ms), f"{t:.6f}"]
-        gpu_rows = [self._gpu_row(info, t, edge) for info in self._gpus]
+        gpu_rows = [self._gpu_row(info, t, edge and counter) for info in self._gpus]
         cpu, cpu_gap = self._read_cpu(advance=not edge)
         self._cpu_trap.add(t, cpu.cpu_power_estimate_w)
         self._rapl.add(cpu.cpu_energy_counter_j)
@@ -465,12 +474,16 @@ class Sampler:
         return t, ts_ms
 
     def _gpu_row(self, info: GpuInfo, t: float, edge: bool) -> tuple[list[str], str]:
-        """Cells ``gpu_index`` .. ``gpu_power_limit_w`` of one GPU, and its gap reason."""
+        """Cells ``gpu_index`` .. ``gpu_power_limit_w`` of one GPU, and its gap reason.
+        ``edge``: read the energy counter unless a read is fresh (< ``counter_reuse_s``)."""
         i = info.index
         gaps: list[str] = []
         reading: GpuReading | None
+        slow = t - self._slow_t[i] >= self.slow_period_s
+        if slow:
+            self._slow_t[i] = t
         try:
-            reading = self._backend.read(i)
+            reading = self._backend.read(i, slow=slow)
         except Exception as err:
             reading = None
             gaps.append(f"{type(err).__name__}: {err}")
@@ -666,6 +679,7 @@ class Sampler:
                 "flush_every_s": self.flush_every_s,
                 "counter_period_s": self.counter_period_s,
                 "counter_reuse_s": self.counter_reuse_s,
+                "slow_period_s": self.slow_period_s,
                 "pid": self._cpu.pid,
                 "monotonic_start_s": self._mono0,
             },

@@ -701,7 +701,7 @@ def _train_epochs(sampler: Any, model: nn.Module, data: ImageData, spec: RunSpec
                      energy_info=None if live is None else live.epoch_started)
         train_loss = train_epoch(model, optimizer, data, spec, generator)
         _sync(device)
-        sampler.mark("eval_start", epoch=epoch)
+        sampler.mark("eval_start", epoch=epoch, read_counter=False)  # epochs end at epoch_end
         val_loss, accuracy, f1 = evaluate(model, data, spec)
         _sync(device)
         res = EpochResult(epoch, train_loss, val_loss, accuracy, f1, time.perf_counter() - t0)

@@ -57,6 +57,7 @@ class FakeNvmlBackend:
         self.status = "not initialised"
         self.t0 = NAN
         self.read_calls = [0] * n_gpus
+        self.slow_reads = [0] * n_gpus  # reads that included the slow metrics
         self.counter_calls = [0] * n_gpus
         self.shut_down = False
 
@@ -88,23 +89,25 @@ class FakeNvmlBackend:
         """Seconds since :meth:`init` of a ``time.monotonic()`` value."""
         return monotonic_s - self.t0
 
-    def read(self, index: int) -> GpuReading:
+    def read(self, index: int, slow: bool = True) -> GpuReading:
         call = self.read_calls[index]
         self.read_calls[index] += 1
         if call in self.error_reads:
             raise GpuReadError(f"NVMLError_Unknown: injected failure at read {call}, as scripted")
         p = self.power_w(time.monotonic() - self.t0)
+        self.slow_reads[index] += slow
+        s = 1.0 if slow else NAN
         return GpuReading(
             power_w=p,
             power_source=SOURCE_INSTANT,
             power_instant_w=p,
-            power_avg_w=p,
+            power_avg_w=p * s,
             usage_pct=min(100.0, p / self.power_limit_w * 100.0),
             memory_usage_pct=40.0,
-            memory_used_mb=20480.0,
-            memory_total_mb=81559.0,
-            temperature_c=55.0,
-            sm_clock_mhz=1980.0,
+            memory_used_mb=20480.0 * s,
+            memory_total_mb=81559.0 * s,
+            temperature_c=55.0 * s,
+            sm_clock_mhz=1980.0 * s,
         )
 
     def read_energy_j(self, index: int) -> float:

@@ -601,6 +601,13 @@ def test_nvml_backend_reads_fields_and_falls_back(monkeypatch):
     assert (r0.memory_used_mb, r0.memory_total_mb) == (2048, 81920)
     assert backend.read_energy_j(0) == 123_456.789
     assert math.isnan(backend.read_energy_j(1))
+    # slow=False skips the slow metrics; GPU 1 (no instant field) keeps its 1-s average power
+    q0, q1 = backend.read(0, slow=False), backend.read(1, slow=False)
+    assert (q0.power_w, q0.usage_pct, q0.memory_usage_pct) == (312.456, 97, 41)
+    assert all(math.isnan(v) for v in (q0.power_avg_w, q0.memory_used_mb, q0.temperature_c,
+                                        q0.sm_clock_mhz))
+    assert (q1.power_w, q1.power_source, q1.power_avg_w) == (300.0, "power_usage_avg", 300.0)
+    assert math.isnan(q1.temperature_c)
     assert backend.versions()["driver"] == "580.1"
     scripted.fail_reads = True
     with pytest.raises(GpuReadError, match="NVMLError_GpuIsLost"):
@@ -636,3 +643,36 @@ def test_sampler_over_scripted_nvml_end_to_end(tmp_path, monkeypatch):
     assert s.loc[s["gpu_index"] == 0, "gpu_energy_counter_j"].eq(123_456.789).all()
     assert run.metadata["versions"]["driver"] == "580.1"
     assert [g["uuid"] for g in run.metadata["gpus"]] == ["GPU-0aaa", "GPU-1aaa"]
+
+
+def test_slow_metrics_are_read_every_slow_period_only(tmp_path):
+    fake = FakeNvmlBackend()
+    with Sampler(run_dir(tmp_path), interval_s=0.01, slow_period_s=0.05, gpu_backend=fake):
+        time.sleep(0.6)
+    s = read_run(run_dir(tmp_path)).samples
+    assert s["gpu_power_w"].notna().all() and s["gpu_usage_pct"].notna().all()
+    slow_rows = s[s["gpu_temperature_c"].notna()]
+    assert 5 <= len(slow_rows) <= len(s) / 3
+    assert (np.diff(slow_rows["monotonic_s"].to_numpy()) >= 0.05 - 1e-9).all()
+    assert s.loc[s["gpu_temperature_c"].isna(), "gap_reason"].isna().all()  # not a gap
+    assert fake.slow_reads[0] == len(slow_rows) < fake.read_calls[0]
+    meta = read_run(run_dir(tmp_path)).metadata
+    assert meta["sampler"]["slow_period_s"] == 0.05
+
+
+def test_mark_without_counter_read_leaves_it_to_the_periodic_one(tmp_path):
+    fake = FakeNvmlBackend()
+    with Sampler(run_dir(tmp_path), interval_s=0.01, counter_period_s=10.0,
+                 gpu_backend=fake) as sampler:
+        time.sleep(0.05)
+        sampler.mark("eval_start", epoch=0, read_counter=False)
+        time.sleep(0.05)
+        sampler.mark("epoch_end", epoch=0)
+        with pytest.raises(ValueError, match="read_counter"):
+            sampler.mark("epoch_start", epoch=1, read_counter=False,
+                         energy_info=lambda j, m: {})
+    run = read_run(run_dir(tmp_path))
+    s, ev = run.samples, run.events.set_index("event")["monotonic_s"]
+    counter_at = s.set_index("monotonic_s")["gpu_energy_counter_j"]
+    assert math.isnan(counter_at[ev["eval_start"]]) and not math.isnan(counter_at[ev["epoch_end"]])
+    assert fake.counter_calls[0] == 2  # run_start, epoch_end (run_end < 10 ms later reuses it)
