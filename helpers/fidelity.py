@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import energy
+from helpers import energy, grid
 from helpers.readers.project import ProjectRun, discover_runs, read_run
 
 METHODS: tuple[str, ...] = ("instant_100ms", "average_100ms", "instant_1s", "average_1s",
@@ -62,13 +62,14 @@ def window_estimates_j(gpu: pd.DataFrame, t0: float, t1: float, limit_w: float) 
 
 
 def _windows(run: ProjectRun, counter_t: np.ndarray) -> list[tuple[str, float, float, float]]:
-    """(window, epoch, t0, t1) of the run, training and each epoch."""
+    """(window, epoch, t0, t1) of the run, training (the window emissions.csv reports,
+    :func:`helpers.grid.training_window`) and each epoch."""
     ev = run.events
     out = [("run", np.nan, float(counter_t[0]), float(counter_t[-1]))]
-    starts = ev[ev["event"].isin(["warmup_start", "epoch_start"])]["monotonic_s"]
     ends = ev[ev["event"] == "epoch_end"]
-    if len(starts) and len(ends):
-        out.append(("training", np.nan, float(starts.min()), float(ends["monotonic_s"].max())))
+    if len(ends):
+        t0, t1, _ = grid.training_window(run.samples, ev)
+        out.append(("training", np.nan, t0, t1))
     for _, end in ends.iterrows():
         begin = ev[(ev["event"] == "epoch_start") & (ev["epoch"] == end["epoch"])]
         if len(begin):

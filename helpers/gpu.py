@@ -183,7 +183,8 @@ def _field_value(value: pynvml.c_nvmlFieldValue_t) -> float:
     return float(getattr(value.value, member))
 
 
-def _package_version(name: str) -> str | None:
+def package_version(name: str) -> str | None:
+    """Installed version of distribution ``name``, or None when it is not installed."""
     try:
         return importlib_metadata.version(name)
     except importlib_metadata.PackageNotFoundError:
@@ -242,7 +243,7 @@ class NvmlBackend:
 
     def versions(self) -> dict[str, str | None]:
         return {
-            "nvidia-ml-py": _package_version("nvidia-ml-py"),
+            "nvidia-ml-py": package_version("nvidia-ml-py"),
             "driver": self._driver,
             "nvml": self._nvml_version,
         }

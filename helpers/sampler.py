@@ -42,7 +42,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ import psutil
 
 from helpers import __version__ as helpers_version
 from helpers.cpu import CpuMonitor, CpuReading
-from helpers.gpu import GpuBackend, GpuInfo, GpuReading, NvmlBackend
+from helpers.gpu import GpuBackend, GpuInfo, GpuReading, NvmlBackend, package_version
 from helpers.io import write_json
 
 NAN = math.nan
@@ -778,7 +777,7 @@ def _versions() -> dict[str, str | None]:
         torch_version = getattr(torch, "__version__", None)
         cuda = getattr(getattr(torch, "version", None), "cuda", None)
     else:
-        torch_version, cuda = _package_version("torch"), None
+        torch_version, cuda = package_version("torch"), None
     return {
         "python": platform.python_version(),
         "helpers": helpers_version,
@@ -787,9 +786,3 @@ def _versions() -> dict[str, str | None]:
         "psutil": psutil.__version__,
     }
 
-
-def _package_version(name: str) -> str | None:
-    try:
-        return importlib_metadata.version(name)
-    except importlib_metadata.PackageNotFoundError:
-        return None
