@@ -50,6 +50,23 @@ EPOCH_PHASES: tuple[str, ...] = ("train", "eval")
 _MAD_TO_SIGMA = 1.4826
 
 
+#: Per-sample columns the power analyses read from ``interim/profiling.parquet``.
+SAMPLE_COLUMNS: tuple[str, ...] = ("run_id", "elapsed_s", "device_power_w", "gpu_power_draw",
+                                   "gpu_max_power", "gpu_usage", "gpu_name", "epoch", "phase")
+
+
+def power_samples(samples: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Samples of the kept ``runs`` with their environment, architecture and GPU name, and the
+    power column to analyse: ``device_power_w`` (all GPUs of a sample) where it has values, else
+    ``gpu_power_draw``. ``samples`` holds any of :data:`SAMPLE_COLUMNS`."""
+    out = samples[samples["run_id"].isin(runs["run_id"])].reset_index(drop=True)
+    out["run_id"] = out["run_id"].astype("category")
+    has_device = "device_power_w" in out and out["device_power_w"].notna().any()
+    meta = runs.set_index("run_id")[["environment", "architecture", "gpu_name"]]
+    out = out.drop(columns=[c for c in ("gpu_name",) if c in out]).join(meta, on="run_id")
+    return out, "device_power_w" if has_device else "gpu_power_draw"
+
+
 def power_vs_usage(runs: pd.DataFrame, power: str = "gpu_power_mean_w",
                    usage: str = "gpu_usage_mean", by: str | None = "environment") -> pd.DataFrame:
     """Spearman ρ and least-squares line of mean power (W) on mean utilisation, per ``by`` group.

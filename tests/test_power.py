@@ -177,3 +177,20 @@ def test_idle_baseline_methods():
     assert np.isnan(tab.loc["C", "idle_power_w"]) and "no idle samples" in tab.loc["C", "note"]
     no_usage = samples.drop(columns=["gpu_usage", "phase"])
     assert (power.idle_baseline(no_usage).method == "none").all()
+
+
+def test_power_samples_keeps_kept_runs_joins_identity_and_picks_the_power_column():
+    runs = pd.DataFrame({"run_id": ["a", "b"], "environment": ["e1", "e2"],
+                         "architecture": ["x", "y"], "gpu_name": ["G1", "G2"]})
+    samples = pd.DataFrame({"run_id": ["a", "a", "b", "c"], "elapsed_s": [0.0, 1.0, 0.0, 0.0],
+                            "gpu_power_draw": [10.0, 11.0, 12.0, 13.0],
+                            "device_power_w": [np.nan] * 4, "gpu_name": ["old"] * 4})
+    out, col = power.power_samples(samples, runs)
+    assert col == "gpu_power_draw"  # device power present but empty
+    assert list(out["run_id"].astype(str)) == ["a", "a", "b"]  # run c was removed by cleaning
+    assert list(out["gpu_name"]) == ["G1", "G1", "G2"] and list(out["environment"]) == [
+        "e1", "e1", "e2"]
+    _, col = power.power_samples(samples.assign(device_power_w=20.0), runs)
+    assert col == "device_power_w"
+    _, col = power.power_samples(samples.drop(columns="device_power_w"), runs)
+    assert col == "gpu_power_draw"
