@@ -52,7 +52,7 @@ def emulate_epochs(sampler: Sampler, seconds: float, epoch_s: float) -> None:
 
 
 def measure_overhead(backend, seconds: float, interval_s: float, workdir: Path, name: str,
-                     epoch_s: float = 0.0, slow_period_s: float = 0.0) -> dict:
+                     epoch_s: float = 0.0, slow_period_s: float = 1.0) -> dict:
     """Run the sampler for ``seconds`` (with the marks of ``epoch_s``-long epochs when > 0);
     return its CPU cost."""
     proc = psutil.Process()
@@ -207,8 +207,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda' for the slowdown part")
     parser.add_argument("--epoch-s", type=float, default=0.0,
                         help="also mark epochs of this length, as the training driver does")
-    parser.add_argument("--slow-period-s", type=float, default=0.0,
-                        help="Sampler slow_period_s (0: every metric on every tick)")
+    parser.add_argument("--slow-period-s", type=float, default=1.0,
+                        help="Sampler slow_period_s (default 1, the Sampler's; 0: every reading "
+                             "on every tick)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/sampler.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -69,6 +69,11 @@ class CpuReading:
     cpu_energy_counter_j: float
     cpu_power_estimate_w: float
 
+    @classmethod
+    def unread(cls, cpu_energy_counter_j: float = NAN) -> CpuReading:
+        """A reading whose fields were not read (NaN), optionally with the RAPL counter (J)."""
+        return cls(NAN, NAN, NAN, NAN, NAN, cpu_energy_counter_j, NAN)
+
 
 class RaplReader:
     """Sum of RAPL package energy counters, wrap-corrected, in joules since :meth:`open`."""

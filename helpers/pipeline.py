@@ -60,7 +60,7 @@ def merge_dataset(dataset: str, tolerance_s: float = merge.DEFAULT_TOLERANCE_S,
     from helpers.readers import project_merge  # imports the sampler; only for this format
 
     raw = Path(data_dir) if data_dir else datasets.raw_dir(dataset)
-    return project_merge.merge_project(raw, dataset)
+    return project_merge.merge_project(raw, dataset, tolerance_s)
 
 
 def read_interim(dataset: str) -> MergeOutputs:

@@ -54,8 +54,9 @@ def predicted_vs_measured(measured_j: pd.Series, estimates_j: pd.DataFrame,
         ax.set_xlabel("measured (MJ)")
     for ax in axes[:, 0]:
         ax.set_ylabel("estimated (MJ)")
-    if cats is not None:
-        axes.flat[0].legend(fontsize=5, markerscale=2, loc="upper left")
+    labelled = [ax for ax in axes.flat if ax.get_legend_handles_labels()[1]]
+    if cats is not None and labelled:  # the first panel whose method estimated any run
+        labelled[0].legend(fontsize=5, markerscale=2, loc="upper left")
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()

@@ -15,7 +15,10 @@ the phase edge itself, including the slow GPU energy counter (about 3 ms per rea
 otherwise is read every ``counter_period_s``. An edge within ``counter_reuse_s`` (10 ms) of the last
 counter read reuses that reading: back-to-back marks (``epoch_end`` then ``epoch_start``) cost one
 read, and the counter, which moves every 100 ms, is no staler than the reading's few ms (METHODS.md
-section 9). A failing GPU read gives a *gap row* (GPU fields
+section 9). With GPUs, readings other than power and energy (GPU temperature, clock, memory, the
+1-s average; host CPU %, RSS, RAM) are taken once per ``slow_period_s`` (1 s) and at phase edges,
+which keeps the sampler's CPU time per 100-ms tick to the instant-power and utilisation reads
+(docs/gpu-measurements.md). A failing GPU read gives a *gap row* (GPU fields
 empty, ``gap_reason`` set) and sampling goes on. Every exit path (:meth:`stop`, an exception or
 KeyboardInterrupt inside ``with``, SIGTERM, interpreter exit) flushes and rewrites
 ``metadata.json`` with the status. While the run goes on, :meth:`Sampler.energy_so_far_j` gives its
@@ -195,7 +198,7 @@ class Sampler:
         pid: int | None = None,
         counter_period_s: float = 5.0,
         counter_reuse_s: float = 0.01,
-        slow_period_s: float = 0.0,
+        slow_period_s: float = 1.0,
         cpu_tdp_w: float | None = None,
         metadata: dict | None = None,
         handle_sigterm: bool = True,
@@ -204,7 +207,14 @@ class Sampler:
         hold a previous run). ``pid``: process whose tree CPU/RSS is attributed (default this
         one). ``cpu_tdp_w``: TDP for the CPU power estimate (default 12 W per physical core).
         ``handle_sigterm``: turn SIGTERM into :class:`SamplerTerminated` while running (only when
-        started from the main thread and no other handler is installed)."""
+        started from the main thread and no other handler is installed).
+
+        ``slow_period_s`` (s): with GPUs, the readings that are not the run's power signal (GPU
+        temperature, SM clock, memory and 1-s average power; system and process CPU %, process
+        RSS, system RAM) are taken on timer ticks at least this far apart and at every phase
+        edge; rows between leave them empty. Instant GPU power, utilisation, RAPL and the energy
+        counters keep their own rates. Without GPUs the host readings are the power signal (the
+        CPU estimate) and are read on every tick. 0: every reading on every tick."""
         if interval_s <= 0 or flush_every_s <= 0 or min(counter_period_s, counter_reuse_s,
                                                         slow_period_s) < 0:
             raise ValueError("interval_s and flush_every_s must be > 0, counter_period_s, "
@@ -243,6 +253,7 @@ class Sampler:
         self._last_flush = 0.0
         self._counter_t: list[float] = []
         self._slow_t: list[float] = []
+        self._host_t = -math.inf
         self._gpu_trap: list[_Trapezoid] = []
         self._gpu_counter: list[_Span] = []
         self._cpu_trap = _Trapezoid()
@@ -267,6 +278,7 @@ class Sampler:
         n = len(self._gpus)
         self._counter_t = [-math.inf] * n
         self._slow_t = [-math.inf] * n
+        self._host_t = -math.inf
         self._gpu_trap = [_Trapezoid() for _ in range(n)]
         self._gpu_counter = [_Span() for _ in range(n)]
         self._cpu.start()
@@ -451,7 +463,10 @@ class Sampler:
         ts_ms = round(self._wall0_ms + 1000.0 * (t - self._mono0))
         head = [str(ts_ms), f"{t:.6f}"]
         gpu_rows = [self._gpu_row(info, t, edge and counter) for info in self._gpus]
-        cpu, cpu_gap = self._read_cpu(advance=not edge)
+        host = edge or not self._gpus or t - self._host_t >= self.slow_period_s
+        if host and not edge:
+            self._host_t = t
+        cpu, cpu_gap = self._read_cpu(advance=not edge) if host else self._read_rapl()
         self._cpu_trap.add(t, cpu.cpu_power_estimate_w)
         self._rapl.add(cpu.cpu_energy_counter_j)
         tail = [
@@ -523,8 +538,11 @@ class Sampler:
         try:
             return self._cpu.read(advance), ""
         except Exception as err:  # psutil failures are unexpected: keep sampling, say why
-            blank = CpuReading(NAN, NAN, NAN, NAN, NAN, NAN, NAN)
-            return blank, f"cpu read: {type(err).__name__}: {err}"
+            return CpuReading.unread(), f"cpu read: {type(err).__name__}: {err}"
+
+    def _read_rapl(self) -> tuple[CpuReading, str]:
+        """A row between host readings: only the RAPL counter (NaN where unreadable)."""
+        return CpuReading.unread(self._cpu.rapl.read_j()), ""
 
     # -- output ----------------------------------------------------------------------------
     def _flush(self) -> None:

@@ -18,6 +18,7 @@ import pynvml
 import pytest
 from fake_nvml import FakeNvmlBackend, sine_power
 
+from helpers import energy
 from helpers.cpu import CpuMonitor, RaplReader, default_cpu_tdp_w
 from helpers.gpu import GpuReadError, NvmlBackend, visible_nvml_indices
 from helpers.readers.project import read_run
@@ -158,7 +159,8 @@ def test_nvml_missing_gives_nan_and_reason_never_zero(tmp_path, monkeypatch):
 
 def test_nvml_error_mid_run_records_gap_and_continues(tmp_path):
     fake = FakeNvmlBackend(error_reads={5, 6, 7})
-    with Sampler(run_dir(tmp_path), interval_s=0.01, gpu_backend=fake) as sampler:
+    with Sampler(run_dir(tmp_path), interval_s=0.01, slow_period_s=0.0,
+                 gpu_backend=fake) as sampler:
         time.sleep(0.3)
     summary = sampler.stop()
     s = read_run(run_dir(tmp_path)).samples
@@ -658,6 +660,44 @@ def test_slow_metrics_are_read_every_slow_period_only(tmp_path):
     assert fake.slow_reads[0] == len(slow_rows) < fake.read_calls[0]
     meta = read_run(run_dir(tmp_path)).metadata
     assert meta["sampler"]["slow_period_s"] == 0.05
+    # host readings follow the same period on timer ticks, and every edge sample has them
+    host_rows = s[s["system_ram_used_mb"].notna()]
+    assert 5 <= len(host_rows) <= len(s) / 3
+    events = read_run(run_dir(tmp_path)).events
+    edges = s[s["monotonic_s"].isin(events["monotonic_s"])]
+    assert len(edges) == len(events) and edges["system_ram_used_mb"].notna().all()
+    ticks = host_rows[~host_rows["monotonic_s"].isin(events["monotonic_s"])]
+    assert (np.diff(ticks["monotonic_s"].to_numpy()) >= 0.05 - 1e-9).all()
+    assert s["cpu_power_estimate_w"].notna().sum() == len(host_rows)
+
+
+def test_without_gpus_host_readings_are_taken_every_tick(tmp_path):
+    with Sampler(run_dir(tmp_path), interval_s=0.01, slow_period_s=1.0,
+                 gpu_backend=FakeNvmlBackend(n_gpus=0)) as sampler:
+        time.sleep(0.3)
+    summary = sampler.stop()
+    s = read_run(run_dir(tmp_path)).samples
+    assert len(s) > 15 and s["system_ram_used_mb"].notna().all()
+    # the run_start edge may come before the kernel's CPU times move (NaN utilisation)
+    assert s["cpu_power_estimate_w"].iloc[1:].notna().all() and summary.cpu_energy_j >= 0
+
+
+def test_slow_host_readings_keep_cpu_energy_of_the_window(tmp_path):
+    """CPU estimate energy from 1-in-10 host rows equals the trapezoid of those rows, and the
+    grid's window integral over the same samples agrees with the sampler's running total."""
+    with Sampler(run_dir(tmp_path), interval_s=0.01, slow_period_s=0.1,
+                 gpu_backend=FakeNvmlBackend()) as sampler:
+        time.sleep(0.6)
+    summary = sampler.stop()
+    s = read_run(run_dir(tmp_path)).samples
+    host = s[s["cpu_power_estimate_w"].notna()]
+    t, p = host["monotonic_s"].to_numpy(), host["cpu_power_estimate_w"].to_numpy()
+    assert len(host) < len(s) / 3
+    trapezoid_j = float(np.sum(0.5 * (p[1:] + p[:-1]) * np.diff(t)))
+    assert summary.cpu_energy_estimate_j == pytest.approx(trapezoid_j, rel=1e-4, abs=1e-9)
+    window = energy.window_trapezoid_j(s["monotonic_s"].to_numpy(),
+                                       s["cpu_power_estimate_w"].to_numpy(float), t[0], t[-1])
+    assert window == pytest.approx(trapezoid_j, rel=1e-9, abs=1e-12)
 
 
 def test_mark_without_counter_read_leaves_it_to_the_periodic_one(tmp_path):

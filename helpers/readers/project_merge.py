@@ -1,7 +1,10 @@
 """Merge stage for the project's own raw format (runs written by :mod:`helpers.sampler`).
 
-GPU and CPU/RAM values already share one row per tick, so no nearest join is needed
-(``cpu_match_gap_s`` is 0 where the CPU fields were read). Each sample is labelled with its
+GPU and CPU/RAM values already share one row per tick, so no join is needed. With GPUs the sampler
+reads the host once per ``slow_period_s`` (docs/raw-format.md), leaving the CPU/RAM cells of the
+rows between empty; ``cpu_match_gap_s`` is the time from each row to the nearest row with host
+readings (0 on such rows; NaN beyond ``tolerance_s``), so RAM coverage means what it means for
+the nearest join of the published logs. Each sample is labelled with its
 phase and epoch from the run's events, and the run metadata becomes the run index.
 """
 
@@ -57,7 +60,18 @@ def _cpu_tdp_and_cores(meta: dict) -> tuple[float, float]:
     return (float(tdp) if tdp else np.nan), (float(cores) if cores else np.nan)
 
 
-def _samples(run: project.ProjectRun, run_id: str) -> pd.DataFrame:
+def _host_gap_s(t: np.ndarray, host: np.ndarray, tolerance_s: float) -> np.ndarray:
+    """Per row: |time (s) to the nearest row with host readings|, NaN beyond ``tolerance_s`` or
+    when no row has them. ``t`` must be non-decreasing."""
+    th = t[host]
+    if th.size == 0:
+        return np.full(t.shape, np.nan)
+    i = np.clip(np.searchsorted(th, t), 1, max(th.size - 1, 1))
+    gap = np.minimum(np.abs(t - th[i - 1]), np.abs(th[np.minimum(i, th.size - 1)] - t))
+    return np.where(gap <= tolerance_s, gap, np.nan)
+
+
+def _samples(run: project.ProjectRun, run_id: str, tolerance_s: float) -> pd.DataFrame:
     """Samples in profiling units. CPU power is attributed to the training process tree:
     TDP × process CPU (% of one core) / (100 × logical cores), so that other work on a shared
     machine does not enter the run's energy (the raw file keeps the system-wide estimate)."""
@@ -69,7 +83,9 @@ def _samples(run: project.ProjectRun, run_id: str) -> pd.DataFrame:
         out[dst] = pd.to_numeric(raw[src], errors="coerce").astype("float64") * scale
     tdp_w, cores = _cpu_tdp_and_cores(run.metadata)
     out["cpu_power_w"] = tdp_w * out["process_cpu_pct"] / (100.0 * cores)
-    out["cpu_match_gap_s"] = np.where(out["cpu_usage"].notna(), 0.0, np.nan)
+    host = out[["cpu_usage", "memory_usage", "process_rss_mb"]].notna().any(axis=1).to_numpy()
+    t = pd.to_numeric(raw["monotonic_s"], errors="coerce").to_numpy(dtype=float)
+    out["cpu_match_gap_s"] = _host_gap_s(t, host, tolerance_s)
     has_gpu = out["gpu_power_draw"].notna().any()
     out["device_power_w"] = out["gpu_power_draw"] if has_gpu else out["cpu_power_w"]
     out["source_file"] = str(Path(run.run_dir.parent.parent.name) / run.run_dir.parent.name
@@ -104,14 +120,16 @@ def _index_row(run: project.ProjectRun, run_id: str, env: str, arch: str, num: i
     return row
 
 
-def merge_project(raw_root: Path, dataset: str) -> MergeOutputs:
-    """Read every run under ``raw_root`` and build the merge stage's outputs."""
+def merge_project(raw_root: Path, dataset: str,
+                  tolerance_s: float = merge.DEFAULT_TOLERANCE_S) -> MergeOutputs:
+    """Read every run under ``raw_root`` and build the merge stage's outputs; ``tolerance_s``:
+    furthest a row may be from a host reading (s) to count as covered (``cpu_match_gap_s``)."""
     samples, events, index, skips = [], [], [], []
     for run_dir in project.discover_runs(raw_root):
         env, arch, num = run_dir.parent.parent.name, run_dir.parent.name, int(run_dir.name)
         run_id = f"{env}/{arch}/{num:03d}"
         run = project.read_run(run_dir)
-        samples.append(_samples(run, run_id).assign(environment=env, architecture=arch,
+        samples.append(_samples(run, run_id, tolerance_s).assign(environment=env, architecture=arch,
                                                     run=num))
         events.append(_events(run, run_id))
         index.append(_index_row(run, run_id, env, arch, num))
