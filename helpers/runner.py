@@ -15,9 +15,19 @@ import time
 from pathlib import Path
 
 import papermill as pm
+from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
 
 from helpers import datasets, io
+
+
+class IpcKernelManager(AsyncKernelManager):
+    """Kernel manager whose kernel talks over local IPC sockets instead of TCP: nothing listens
+    on a network port, and the kernel does not warn about unencrypted TCP on every notebook."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("transport", "ipc")
+        super().__init__(**kwargs)
 
 
 def notebook_path(stem: str) -> Path:
@@ -33,6 +43,7 @@ def run_notebook(stem: str, dataset: str, parameters: dict | None = None) -> Pat
     pm.execute_notebook(
         str(notebook_path(stem)), str(out), parameters=params, progress_bar=False,
         cwd=str(datasets.project_root() / "notebooks"), kernel_name="python3",
+        kernel_manager_class=IpcKernelManager,
     )
     return out
 
