@@ -252,8 +252,7 @@ class Sampler:
         self._t_start = self._t_end = NAN
         self._last_flush = 0.0
         self._counter_t: list[float] = []
-        self._slow_t: list[float] = []
-        self._host_t = -math.inf
+        self._slow_t = -math.inf  # last timer tick that took the slow readings
         self._gpu_trap: list[_Trapezoid] = []
         self._gpu_counter: list[_Span] = []
         self._cpu_trap = _Trapezoid()
@@ -277,8 +276,7 @@ class Sampler:
         self._gpus = self._backend.devices()
         n = len(self._gpus)
         self._counter_t = [-math.inf] * n
-        self._slow_t = [-math.inf] * n
-        self._host_t = -math.inf
+        self._slow_t = -math.inf
         self._gpu_trap = [_Trapezoid() for _ in range(n)]
         self._gpu_counter = [_Span() for _ in range(n)]
         self._cpu.start()
@@ -462,10 +460,11 @@ class Sampler:
         t = time.monotonic()
         ts_ms = round(self._wall0_ms + 1000.0 * (t - self._mono0))
         head = [str(ts_ms), f"{t:.6f}"]
-        gpu_rows = [self._gpu_row(info, t, edge and counter) for info in self._gpus]
-        host = edge or not self._gpus or t - self._host_t >= self.slow_period_s
-        if host and not edge:
-            self._host_t = t
+        slow = edge or t - self._slow_t >= self.slow_period_s
+        if slow and not edge:
+            self._slow_t = t
+        gpu_rows = [self._gpu_row(info, t, edge and counter, slow) for info in self._gpus]
+        host = slow or not self._gpus  # without GPUs the CPU estimate is the power signal
         cpu, cpu_gap = self._read_cpu(advance=not edge) if host else self._read_rapl()
         self._cpu_trap.add(t, cpu.cpu_power_estimate_w)
         self._rapl.add(cpu.cpu_energy_counter_j)
@@ -487,15 +486,14 @@ class Sampler:
         self._n_ticks += 1
         return t, ts_ms
 
-    def _gpu_row(self, info: GpuInfo, t: float, edge: bool) -> tuple[list[str], str]:
+    def _gpu_row(self, info: GpuInfo, t: float, edge: bool, slow: bool
+                 ) -> tuple[list[str], str]:
         """Cells ``gpu_index`` .. ``gpu_power_limit_w`` of one GPU, and its gap reason.
-        ``edge``: read the energy counter unless a read is fresh (< ``counter_reuse_s``)."""
+        ``edge``: read the energy counter unless a read is fresh (< ``counter_reuse_s``);
+        ``slow``: also read the slowly changing metrics (``gpu.SLOW_METRICS``)."""
         i = info.index
         gaps: list[str] = []
         reading: GpuReading | None
-        slow = t - self._slow_t[i] >= self.slow_period_s
-        if slow:
-            self._slow_t[i] = t
         try:
             reading = self._backend.read(i, slow=slow)
         except Exception as err:

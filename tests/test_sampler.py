@@ -653,20 +653,20 @@ def test_slow_metrics_are_read_every_slow_period_only(tmp_path):
         time.sleep(0.6)
     s = read_run(run_dir(tmp_path)).samples
     assert s["gpu_power_w"].notna().all() and s["gpu_usage_pct"].notna().all()
+    events = read_run(run_dir(tmp_path)).events
+    at_edge = s["monotonic_s"].isin(events["monotonic_s"])
+    assert at_edge.sum() == len(events)
     slow_rows = s[s["gpu_temperature_c"].notna()]
     assert 5 <= len(slow_rows) <= len(s) / 3
-    assert (np.diff(slow_rows["monotonic_s"].to_numpy()) >= 0.05 - 1e-9).all()
     assert s.loc[s["gpu_temperature_c"].isna(), "gap_reason"].isna().all()  # not a gap
     assert fake.slow_reads[0] == len(slow_rows) < fake.read_calls[0]
     meta = read_run(run_dir(tmp_path)).metadata
     assert meta["sampler"]["slow_period_s"] == 0.05
-    # host readings follow the same period on timer ticks, and every edge sample has them
+    # host readings on the same rows: timer ticks >= slow_period_s apart, and every edge sample
     host_rows = s[s["system_ram_used_mb"].notna()]
-    assert 5 <= len(host_rows) <= len(s) / 3
-    events = read_run(run_dir(tmp_path)).events
-    edges = s[s["monotonic_s"].isin(events["monotonic_s"])]
-    assert len(edges) == len(events) and edges["system_ram_used_mb"].notna().all()
-    ticks = host_rows[~host_rows["monotonic_s"].isin(events["monotonic_s"])]
+    assert host_rows.index.equals(slow_rows.index)
+    assert s.loc[at_edge, "gpu_temperature_c"].notna().all()
+    ticks = slow_rows[~at_edge[slow_rows.index]]
     assert (np.diff(ticks["monotonic_s"].to_numpy()) >= 0.05 - 1e-9).all()
     # the CPU estimate only on host rows; NaN only before the first utilisation window closes
     assert s.loc[s["system_ram_used_mb"].isna(), "cpu_power_estimate_w"].isna().all()

@@ -129,8 +129,8 @@ def merge_project(raw_root: Path, dataset: str,
         env, arch, num = run_dir.parent.parent.name, run_dir.parent.name, int(run_dir.name)
         run_id = f"{env}/{arch}/{num:03d}"
         run = project.read_run(run_dir)
-        samples.append(_samples(run, run_id, tolerance_s).assign(environment=env, architecture=arch,
-                                                    run=num))
+        samples.append(_samples(run, run_id, tolerance_s)
+                       .assign(environment=env, architecture=arch, run=num))
         events.append(_events(run, run_id))
         index.append(_index_row(run, run_id, env, arch, num))
         skips.extend({"run_id": run_id, "file": str(run_dir), "line": line, "column": None,
