@@ -438,7 +438,10 @@ class Sampler:
                 self._n_late += 1
                 next_t = time.monotonic()
                 wait = 0.0
-            if self._stop_evt.wait(wait):
+            # a plain sleep costs less CPU per wake-up than Event.wait (bench_sampler, fake GPU:
+            # 0.39-0.41 vs 0.43-0.50 % of a core); stop() waits at most one interval for it
+            time.sleep(wait)
+            if self._stop_evt.is_set():
                 break
             try:
                 with self._lock:
