@@ -52,12 +52,12 @@ def emulate_epochs(sampler: Sampler, seconds: float, epoch_s: float) -> None:
 
 
 def measure_overhead(backend, seconds: float, interval_s: float, workdir: Path, name: str,
-                     epoch_s: float = 0.0, slow_period_s: float = 1.0) -> dict:
+                     epoch_s: float = 0.0, slow_period_s: float | None = None) -> dict:
     """Run the sampler for ``seconds`` (with the marks of ``epoch_s``-long epochs when > 0);
     return its CPU cost."""
     proc = psutil.Process()
     sampler = Sampler(workdir / name / "bench" / "000", interval_s=interval_s, gpu_backend=backend,
-                      slow_period_s=slow_period_s)
+                      **({} if slow_period_s is None else {"slow_period_s": slow_period_s}))
     sampler.start()
     t0, c0 = time.monotonic(), sum(proc.cpu_times()[:2])
     if epoch_s > 0:
@@ -69,7 +69,7 @@ def measure_overhead(backend, seconds: float, interval_s: float, workdir: Path, 
     return {
         "backend": name,
         "epoch_s": epoch_s,
-        "slow_period_s": slow_period_s,
+        "slow_period_s": sampler.slow_period_s,
         "gpu_status": backend.status,
         "n_gpus": len(sampler.gpus),
         "interval_s": interval_s,
@@ -207,8 +207,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda' for the slowdown part")
     parser.add_argument("--epoch-s", type=float, default=0.0,
                         help="also mark epochs of this length, as the training driver does")
-    parser.add_argument("--slow-period-s", type=float, default=1.0,
-                        help="Sampler slow_period_s (default 1, the Sampler's; 0: every reading "
+    parser.add_argument("--slow-period-s", type=float, default=None,
+                        help="Sampler slow_period_s (default: the Sampler's; 0: every reading "
                              "on every tick)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/sampler.json")
     args = parser.parse_args()

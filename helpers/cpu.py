@@ -321,6 +321,11 @@ class CpuMonitor:
             cpu_power_estimate_w=self.tdp_w * cpu_pct / 100.0,
         )
 
+    def read_counter_only(self) -> CpuReading:
+        """A reading of the RAPL counter alone (J; NaN where unreadable), other fields NaN: for
+        samples between full readings. Leaves the utilisation window open."""
+        return CpuReading.unread(self.rapl.read_j())
+
     def _utilisation(
         self, now: float, busy: float, total: float, tree: dict[int, tuple[float, float]]
     ) -> tuple[float, float]:

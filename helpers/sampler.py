@@ -438,8 +438,8 @@ class Sampler:
                 self._n_late += 1
                 next_t = time.monotonic()
                 wait = 0.0
-            # a plain sleep costs less CPU per wake-up than Event.wait (bench_sampler, fake GPU:
-            # 0.39-0.41 vs 0.43-0.50 % of a core); stop() waits at most one interval for it
+            # a plain sleep costs less CPU per wake-up than Event.wait in a VM; stop() waits at
+            # most one interval for the thread
             time.sleep(wait)
             if self._stop_evt.is_set():
                 break
@@ -468,7 +468,8 @@ class Sampler:
             self._slow_t = t
         gpu_rows = [self._gpu_row(info, t, edge and counter, slow) for info in self._gpus]
         host = slow or not self._gpus  # without GPUs the CPU estimate is the power signal
-        cpu, cpu_gap = self._read_cpu(advance=not edge) if host else self._read_rapl()
+        cpu, cpu_gap = (self._read_cpu(advance=not edge) if host
+                        else (self._cpu.read_counter_only(), ""))
         self._cpu_trap.add(t, cpu.cpu_power_estimate_w)
         self._rapl.add(cpu.cpu_energy_counter_j)
         tail = [
@@ -540,10 +541,6 @@ class Sampler:
             return self._cpu.read(advance), ""
         except Exception as err:  # psutil failures are unexpected: keep sampling, say why
             return CpuReading.unread(), f"cpu read: {type(err).__name__}: {err}"
-
-    def _read_rapl(self) -> tuple[CpuReading, str]:
-        """A row between host readings: only the RAPL counter (NaN where unreadable)."""
-        return CpuReading.unread(self._cpu.rapl.read_j()), ""
 
     # -- output ----------------------------------------------------------------------------
     def _flush(self) -> None:

@@ -388,6 +388,22 @@ def test_rapl_sums_packages_and_handles_wrap(tmp_path):
     assert rapl.read_j() == pytest.approx(28.0)
 
 
+def test_counter_only_reading_keeps_rapl_and_the_utilisation_window(tmp_path):
+    z = _rapl_zone(tmp_path, "intel-rapl:0", "package-0", 1_000_000, 10**12)
+    monitor = CpuMonitor(rapl_root=tmp_path)
+    monitor.start()
+    (z / "energy_uj").write_text("4000000\n")  # +3 J
+    only = monitor.read_counter_only()
+    assert only.cpu_energy_counter_j == pytest.approx(3.0)
+    assert all(math.isnan(v) for v in (only.cpu_usage_pct, only.process_cpu_pct,
+                                        only.system_ram_used_mb, only.cpu_power_estimate_w))
+    window_start = monitor._last_t
+    time.sleep(0.06)
+    monitor.read_counter_only()
+    assert monitor._last_t == window_start  # the utilisation window stays open
+    monitor.close()
+
+
 def test_rapl_unreadable_is_nan_with_reason(tmp_path):
     missing = RaplReader(tmp_path / "nope")
     assert not missing.open() and "does not exist" in missing.status
