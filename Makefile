@@ -36,9 +36,9 @@ lint: $(STAMP)
 # (SEAA2023_URL) into data_inputs/downloads/, verifying every file against MANIFEST.sha256.
 data: $(STAMP)
 ifneq ($(strip $(SEAA2023_URL)),)
-	$(BIN)/python -m helpers.fetch --url "$(SEAA2023_URL)" --dest data_inputs/downloads $(if $(strip $(SEAA2023_SHA256)),--known-hash "$(SEAA2023_SHA256)")
+	$(BIN)/python -m helpers.core.fetch --url "$(SEAA2023_URL)" --dest data_inputs/downloads $(if $(strip $(SEAA2023_SHA256)),--known-hash "$(SEAA2023_SHA256)")
 else
-	$(BIN)/python -m helpers.fetch --local "$(SEAA2023_DIR)"
+	$(BIN)/python -m helpers.core.fetch --local "$(SEAA2023_DIR)"
 endif
 
 bench: $(STAMP)

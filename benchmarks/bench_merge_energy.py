@@ -1,8 +1,8 @@
 """Benchmark: read + merge + per-run energy of every published SEAA 2023 run.
 
-Times ``helpers.pipeline.merge_seaa2023`` (split into its phases: reading and parsing the logs,
+Times ``helpers.stages.pipeline.merge_seaa2023`` (split into its phases: reading and parsing the logs,
 the nearest GPU<->CPU join, the rest: labels, schema export, metrics) and
-``helpers.runs.summarise_runs`` (per-run energy), ``--repeats`` times; the best repeat counts.
+``helpers.analysis.runs.summarise_runs`` (per-run energy), ``--repeats`` times; the best repeat counts.
 Acceptance: best total <= 10 s on the 2-core development machine. Wall and CPU seconds are both
 recorded, with the load average, because other processes may share the machine.
 
@@ -22,8 +22,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from helpers import datasets, io, merge, pipeline, runs
-from helpers.readers import seaa2023
+from helpers.analysis import runs
+from helpers.core import datasets, io
+from helpers.readers import merge, seaa2023
+from helpers.stages import pipeline
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ACCEPTANCE_S = 10.0

@@ -30,11 +30,10 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fake_nvml import FakeNvmlBackend  # noqa: E402
-
-from helpers.gpu import NvmlBackend  # noqa: E402
-from helpers.io import write_json  # noqa: E402
-from helpers.sampler import Sampler  # noqa: E402
+from helpers.collect.devices.fake_nvml import FakeNvmlBackend  # noqa: E402
+from helpers.collect.devices.gpu import NvmlBackend  # noqa: E402
+from helpers.collect.sampler import Sampler  # noqa: E402
+from helpers.core.io import write_json  # noqa: E402
 
 
 def emulate_epochs(sampler: Sampler, seconds: float, epoch_s: float) -> None:

@@ -1,6 +1,6 @@
 """Check our per-run GPU energy and duration against the authors' published processed dataset.
 
-Reads every raw SEAA 2023 run (``helpers.pipeline.merge_seaa2023`` + ``build_run_table``), joins
+Reads every raw SEAA 2023 run (``helpers.stages.pipeline.merge_seaa2023`` + ``build_run_table``), joins
 it with ``processed/dl-training-energy-consumption-dataset.gzip`` on (environment display name,
 architecture, run) and reports the percentage differences. The published energies come from
 integer-truncated watts, so ours (decimals kept) should sit about 0.3-0.5% above them.
@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import datasets, io, pipeline
+from helpers.core import datasets, io
+from helpers.stages import pipeline
 
 PUBLISHED = Path("processed") / "dl-training-energy-consumption-dataset.gzip"
 METRICS = Path("interim") / "model_metrics.gzip"
@@ -103,7 +104,7 @@ def markdown(summary: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="SEAA 2023 folder (default: "
-                        "helpers.datasets.seaa2023_dir())")
+                        "helpers.core.datasets.seaa2023_dir())")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--threshold-pct", type=float, default=1.0)
     args = parser.parse_args(argv)

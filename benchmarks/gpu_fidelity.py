@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from helpers import fidelity
-from helpers.io import write_text
+from helpers.analysis import fidelity
+from helpers.core.io import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 

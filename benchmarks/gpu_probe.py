@@ -24,7 +24,7 @@ ARCHS = ("mobilenet_v2", "resnet50", "vgg16", "efficientnet_b0", "vit_b_16")
 
 def read_costs_us(n: int = 200) -> dict:
     """Median cost (µs) of each NVML read of GPU 0, and the backend's device facts."""
-    from helpers.gpu import NvmlBackend
+    from helpers.collect.devices.gpu import NvmlBackend
 
     backend = NvmlBackend()
     backend.init()
@@ -48,7 +48,7 @@ def sampler_check() -> dict:
     """3 s idle, 6 s of bf16 matrix products, 3 s idle under the sampler; summary numbers."""
     import torch
 
-    from helpers.sampler import Sampler
+    from helpers.collect.sampler import Sampler
 
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +72,7 @@ def sampler_check() -> dict:
 
 def throughput(batch_size: int, input_size_px: int, seconds: float) -> dict:
     """Training images/s of each architecture (after a warm-up of the same length)."""
-    from helpers import grid, training
+    from helpers.collect import grid, training
 
     out = {}
     for arch in ARCHS:

@@ -18,7 +18,7 @@ import papermill as pm
 from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
 
-from helpers import datasets, io
+from helpers.core import datasets, io
 
 
 class IpcKernelManager(AsyncKernelManager):

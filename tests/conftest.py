@@ -1,6 +1,6 @@
 """Shared fixtures. Add fixtures freely; do not remove ones other tests use.
 
-Real-data fixtures read the published SEAA 2023 folder from ``helpers.datasets.seaa2023_dir()``
+Real-data fixtures read the published SEAA 2023 folder from ``helpers.core.datasets.seaa2023_dir()``
 and never copy it into the repository: subsets are symlink trees under pytest's tmp folders.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers.datasets import seaa2023_dir
+from helpers.core.datasets import seaa2023_dir
 from helpers.readers import seaa2023
 
 #: Published per-run dataset (Parquet despite the extension), relative to the SEAA 2023 folder.
@@ -80,7 +80,8 @@ def seaa2023_processed_root(tmp_path_factory, seaa2023_root: Path) -> Path:
     downstream notebook tests never depend on an earlier ``make figures``. ~20 s, once."""
     import os
 
-    from helpers import datasets, pipeline
+    from helpers.core import datasets
+    from helpers.stages import pipeline
 
     root = tmp_path_factory.mktemp("seaa2023_processed_root")
     previous = os.environ.get(datasets.PROJECT_ROOT_ENV)

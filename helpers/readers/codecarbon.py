@@ -48,8 +48,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.errors import InputFormatError
-from helpers.schema import RUN_COLUMNS
+from helpers.core.errors import InputFormatError
+from helpers.core.schema import RUN_COLUMNS
 
 J_PER_KWH = 3.6e6
 #: Columns every CodeCarbon emissions.csv has (since v2).

@@ -1,4 +1,4 @@
-"""Merge stage for the project's own raw format (runs written by :mod:`helpers.sampler`).
+"""Merge stage for the project's own raw format (runs written by :mod:`helpers.collect.sampler`).
 
 GPU and CPU/RAM values already share one row per tick, so no join is needed. With GPUs the sampler
 reads the host once per ``slow_period_s`` (docs/raw-format.md), leaving the CPU/RAM cells of the
@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import merge
-from helpers.merge import EVENT_COLUMNS, MergeOutputs
-from helpers.readers import project
+from helpers.readers import merge, project
+from helpers.readers.merge import EVENT_COLUMNS, MergeOutputs
 
 #: project raw column -> (profiling/extra column, scale)
 COLUMN_MAP: dict[str, tuple[str, float]] = {

@@ -8,7 +8,7 @@ parsed with their decimals. Stamps are local wall-clock time; ``tz`` converts th
 Bad input never crashes inside pandas: file-level problems (empty, header-less, unknown header)
 and row-level problems (torn last line, wrong field count, non-numeric value, unparsable or
 out-of-order stamp) become :class:`Skip` records naming file, line and column, or raise
-:class:`~helpers.errors.InputFormatError` when ``strict=True``.
+:class:`~helpers.core.errors.InputFormatError` when ``strict=True``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from helpers.errors import InputFormatError
+from helpers.core.errors import InputFormatError
 
 #: Default timezone of the published local-time stamps (the study ran in Barcelona).
 DEFAULT_TZ = "Europe/Madrid"

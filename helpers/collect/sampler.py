@@ -1,0 +1,767 @@
+"""Background sampler of GPU/CPU/RAM power and usage during training, with phase events.
+
+Usage (the file layout is documented in ``docs/raw-format.md``)::
+
+    with Sampler(run_dir, metadata={"dataset": "cifar10"}) as sampler:
+        sampler.mark("epoch_start", epoch=0)
+        ...
+        sampler.mark("epoch_end", epoch=0, val_accuracy=0.91)
+        sampler.update_metadata(batch_size=64)
+
+A daemon thread takes one sample every ``interval_s`` (one row per GPU, or one CPU-only row) and
+appends the rows to ``samples.csv`` at least every ``flush_every_s`` (flush + fsync), so a SIGKILL
+loses at most the last ``flush_every_s`` of samples. :meth:`Sampler.mark` takes an extra sample at
+the phase edge itself, including the slow GPU energy counter (about 3 ms per read on an H100), which
+otherwise is read every ``counter_period_s``. An edge within ``counter_reuse_s`` (10 ms) of the last
+counter read reuses that reading: back-to-back marks (``epoch_end`` then ``epoch_start``) cost one
+read, and the counter, which moves every 100 ms, is no staler than the reading's few ms (METHODS.md
+section 9). With GPUs, readings other than power and energy (GPU temperature, clock, memory, the
+1-s average; host CPU %, RSS, RAM) are taken once per ``slow_period_s`` (1 s) and at phase edges,
+which keeps the sampler's CPU time per 100-ms tick to the instant-power and utilisation reads
+(docs/gpu-measurements.md). A failing GPU read gives a *gap row* (GPU fields
+empty, ``gap_reason`` set) and sampling goes on. Every exit path (:meth:`stop`, an exception or
+KeyboardInterrupt inside ``with``, SIGTERM, interpreter exit) flushes and rewrites
+``metadata.json`` with the status. While the run goes on, :meth:`Sampler.energy_so_far_j` gives its
+energy so far from the same running totals as the final summary (for online forecasts).
+
+Timestamps: ``monotonic_s`` is ``time.monotonic()``; ``timestamp_ms`` is the UTC wall clock read
+once at :meth:`start` and advanced by the monotonic clock, so it never jumps backwards (NTP steps
+during a run do not move it).
+"""
+
+from __future__ import annotations
+
+import atexit
+import csv
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from helpers import __version__ as helpers_version
+from helpers.collect.devices.cpu import CpuMonitor, CpuReading
+from helpers.collect.devices.gpu import (
+    GpuBackend,
+    GpuInfo,
+    GpuReading,
+    NvmlBackend,
+    package_version,
+)
+from helpers.core.io import write_json
+from helpers.core.raw_format import (
+    EVENT_COLUMNS,
+    EVENTS_FILE,
+    METADATA_FILE,
+    RAW_FORMAT_VERSION,
+    SAMPLE_COLUMNS,
+    SAMPLES_FILE,
+)
+
+NAN = math.nan
+_SIGTERM_CODE = 128 + signal.SIGTERM
+
+
+class SamplerTerminated(SystemExit):
+    """Raised in the main thread on SIGTERM (exit code 143) so every exit path runs."""
+
+
+@dataclass(frozen=True)
+class SamplerSummary:
+    """Totals of one sampled run. Energies in J; NaN where unmeasured (the method says why)."""
+
+    status: str
+    return_code: int | None
+    n_samples: int  # rows written to samples.csv
+    n_ticks: int  # sampling instants (timer ticks + mark() edges)
+    n_gap_rows: int  # rows with a gap_reason
+    n_events: int
+    n_flushes: int
+    duration_s: float  # run_start to run_end
+    mean_tick_interval_s: float
+    gpu_energy_counter_j: tuple[float, ...]  # per GPU: counter delta, first to last reading
+    gpu_energy_trapezoid_j: tuple[float, ...]  # per GPU: trapezoid of gpu_power_w over time
+    gpu_energy_j: float  # all GPUs: counters where all readable, else trapezoids
+    gpu_energy_method: str  # 'nvml_counter', 'trapezoid' or 'unmeasured: <reason>'
+    cpu_energy_rapl_j: float
+    cpu_energy_estimate_j: float  # trapezoid of cpu_power_estimate_w
+    cpu_energy_j: float
+    cpu_energy_method: str  # 'rapl' or 'estimate:tdp_x_utilisation(tdp_w=...)'
+    sampler_cpu_s: float  # CPU time of the sampler thread + mark() samples + final flush
+    overhead_pct_of_core: float  # sampler_cpu_s / duration_s x 100
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN -> None)."""
+        return _json_ready(asdict(self))
+
+
+class _Trapezoid:
+    """Running trapezoid integral of a power series (W) over time (s), skipping NaN points."""
+
+    __slots__ = ("t", "p", "energy_j", "n")
+
+    def __init__(self) -> None:
+        self.t = self.p = NAN
+        self.energy_j = 0.0
+        self.n = 0
+
+    def add(self, t: float, p: float) -> None:
+        if math.isnan(p):
+            return
+        if self.n:
+            self.energy_j += 0.5 * (p + self.p) * (t - self.t)
+        self.t, self.p = t, p
+        self.n += 1
+
+    @property
+    def value_j(self) -> float:
+        return self.energy_j if self.n >= 2 else NAN
+
+
+class _Span:
+    """First and last finite value of a cumulative counter."""
+
+    __slots__ = ("first", "last")
+
+    def __init__(self) -> None:
+        self.first = self.last = NAN
+
+    def add(self, value: float) -> None:
+        if math.isnan(value):
+            return
+        if math.isnan(self.first):
+            self.first = value
+        self.last = value
+
+    @property
+    def delta(self) -> float:
+        return self.last - self.first
+
+
+class Sampler:
+    """Samples GPU/CPU/RAM in a background thread and writes the project's raw run folder."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        interval_s: float = 0.1,
+        flush_every_s: float = 5.0,
+        gpu_backend: GpuBackend | None = None,
+        pid: int | None = None,
+        counter_period_s: float = 5.0,
+        counter_reuse_s: float = 0.01,
+        slow_period_s: float = 1.0,
+        cpu_tdp_w: float | None = None,
+        metadata: dict | None = None,
+        handle_sigterm: bool = True,
+    ) -> None:
+        """``run_dir``: ``<raw_root>/<environment>/<architecture>/<run:03d>`` (created; must not
+        hold a previous run). ``pid``: process whose tree CPU/RSS is attributed (default this
+        one). ``cpu_tdp_w``: TDP for the CPU power estimate (default 12 W per physical core).
+        ``handle_sigterm``: turn SIGTERM into :class:`SamplerTerminated` while running (only when
+        started from the main thread and no other handler is installed).
+
+        ``slow_period_s`` (s): with GPUs, the readings that are not the run's power signal (GPU
+        temperature, SM clock, memory and 1-s average power; system and process CPU %, process
+        RSS, system RAM) are taken on timer ticks at least this far apart and at every phase
+        edge; rows between leave them empty. Instant GPU power, utilisation, RAPL and the energy
+        counters keep their own rates. Without GPUs the host readings are the power signal (the
+        CPU estimate) and are read on every tick. 0: every reading on every tick."""
+        if interval_s <= 0 or flush_every_s <= 0 or min(counter_period_s, counter_reuse_s,
+                                                        slow_period_s) < 0:
+            raise ValueError("interval_s and flush_every_s must be > 0, counter_period_s, "
+                             "counter_reuse_s and slow_period_s >= 0")
+        self.run_dir = Path(run_dir)
+        self.interval_s = float(interval_s)
+        self.flush_every_s = float(flush_every_s)
+        self.counter_period_s = float(counter_period_s)
+        self.counter_reuse_s = float(counter_reuse_s)
+        self.slow_period_s = float(slow_period_s)
+        self.handle_sigterm = handle_sigterm
+        self._backend: GpuBackend = gpu_backend if gpu_backend is not None else NvmlBackend()
+        self._cpu = CpuMonitor(pid=pid, tdp_w=cpu_tdp_w)
+        self._meta: dict[str, Any] = dict(metadata or {})
+        self._lock = threading.Lock()  # buffers, clocks, readers
+        self._io_lock = threading.Lock()  # file writes, in order
+        self._stop_lock = threading.Lock()
+        self._stop_evt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._gpus: list[GpuInfo] = []
+        self._rows: list[list[str]] = []
+        self._events: list[list[str]] = []
+        self._meta_dirty = False
+        self._started = False
+        self._summary: SamplerSummary | None = None
+        self._samples_fh = self._events_fh = None
+        self._prev_sigterm: Any = None
+        self._sigterm_seen = False
+        self._thread_error: str | None = None
+        # counts and accumulators
+        self._n_rows = self._n_ticks = self._n_gaps = self._n_events = self._n_flushes = 0
+        self._n_late = self._n_thread_errors = 0
+        self._cpu_s = 0.0
+        self._mono0 = self._wall0_ms = 0.0
+        self._t_start = self._t_end = NAN
+        self._last_flush = 0.0
+        self._counter_t: list[float] = []
+        self._slow_t = -math.inf  # last timer tick that took the slow readings
+        self._gpu_trap: list[_Trapezoid] = []
+        self._gpu_counter: list[_Span] = []
+        self._cpu_trap = _Trapezoid()
+        self._rapl = _Span()
+        self._latest_is_edge = False  # no timer tick since the last edge sample
+
+    # -- public API ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Probe devices, write metadata.json (status 'running') and the CSV headers, mark
+        ``run_start`` and start the sampling thread. A no-op while already running (``with``
+        starts the sampler); after :meth:`stop` it raises ``RuntimeError``."""
+        if self._summary is not None:
+            raise RuntimeError("Sampler already stopped: use a new Sampler and run folder")
+        if self._started:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        samples_path = self.run_dir / SAMPLES_FILE
+        if samples_path.exists():
+            raise FileExistsError(f"{samples_path} exists: a run folder holds one run")
+        self._backend.init()
+        self._gpus = self._backend.devices()
+        n = len(self._gpus)
+        self._counter_t = [-math.inf] * n
+        self._slow_t = -math.inf
+        self._gpu_trap = [_Trapezoid() for _ in range(n)]
+        self._gpu_counter = [_Span() for _ in range(n)]
+        self._cpu.start()
+        self._mono0 = time.monotonic()
+        self._wall0_ms = time.time_ns() / 1e6
+        self._meta = {**self._initial_metadata(), **self._meta}
+        write_json(_json_ready(self._meta), self.run_dir / METADATA_FILE)
+        self._samples_fh = _open_csv(samples_path, list(SAMPLE_COLUMNS))
+        self._events_fh = _open_csv(self.run_dir / EVENTS_FILE, list(EVENT_COLUMNS))
+        self._last_flush = time.monotonic()
+        self._install_handlers()
+        self._started = True
+        self.mark("run_start")
+        self._thread = threading.Thread(target=self._loop, name="energy-sampler", daemon=True)
+        self._thread.start()
+
+    def mark(self, event: str, epoch: int | None = None, *,
+             energy_info: Callable[[float, str], Mapping[str, Any]] | None = None,
+             read_counter: bool = True, **info: Any) -> None:
+        """Record a phase event with a sample taken at that instant (energy counter included;
+        ``read_counter=False`` leaves the ~3-ms counter read to the periodic one, for edges whose
+        energy nothing needs, such as ``eval_start``).
+
+        ``energy_info``: called with :meth:`energy_so_far_j`'s ``(J, method)`` as of this event's
+        edge sample; the mapping it returns is added to ``info``. It runs under the sampler's
+        lock, so it must be quick and must not call the sampler; an exception propagates and the
+        event is not recorded. It lets the caller put what it derives from the energy at the
+        event (e.g. a forecast) into the event itself."""
+        if energy_info is not None and not read_counter:
+            raise ValueError("energy_info needs the counter read at the mark (read_counter=True)")
+        if not self._started:
+            raise RuntimeError("Sampler.mark() before start()")
+        if self._summary is not None:
+            raise RuntimeError("Sampler.mark() after stop()")
+        t_cpu = time.thread_time()
+        with self._lock:
+            t, ts_ms = self._sample(edge=True, counter=read_counter)
+            self._latest_is_edge = read_counter
+            if energy_info is not None:
+                info = {**info, **energy_info(*self._energy_so_far())}
+            info_json = json.dumps(_json_ready(info), sort_keys=True, default=str)
+            self._events.append(
+                [
+                    str(ts_ms),
+                    f"{t:.6f}",
+                    _one_line(event),
+                    "" if epoch is None else str(int(epoch)),
+                    _one_line(info_json),
+                ]
+            )
+            self._n_events += 1
+            if event == "run_start":
+                self._t_start = t
+            elif event == "run_end":
+                self._t_end = t
+            self._cpu_s += time.thread_time() - t_cpu
+
+    def update_metadata(self, **fields: Any) -> None:
+        """Merge ``fields`` into metadata.json (written at the next flush, at stop, or now if the
+        sampler has already stopped)."""
+        with self._lock:
+            self._meta.update(fields)
+            self._meta_dirty = True
+            stopped = self._summary is not None
+        if stopped:
+            self._write_metadata()
+
+    def energy_so_far_j(self) -> tuple[float, str]:
+        """Energy (J) since :meth:`start` of the component the run's energy comes from, and how
+        it was obtained; thread-safe.
+
+        With GPUs: the sum over GPUs of the energy-counter deltas where every GPU has a counter,
+        else of the running trapezoids of ``gpu_power_w`` (method ``gpu/nvml_counter`` or
+        ``gpu/trapezoid``). Without a GPU: RAPL where readable, else the running trapezoid of
+        ``cpu_power_estimate_w`` (``cpu/rapl`` or ``cpu/estimate:tdp_x_utilisation(...)``).
+        Nothing measurable: ``(nan, 'unmeasured: <component>: <reason>')``. These are the running
+        totals that :meth:`stop` reports as ``gpu_energy_j``/``cpu_energy_j``.
+
+        Cheap: when no timer tick came after the last :meth:`mark`, no device is read and the
+        value is the one at that mark (right after ``mark()``: exactly the value at the event).
+        Otherwise one edge sample is taken now (a ``samples.csv`` row without an event; energy
+        counters read), so the value is the one at the call. After :meth:`stop`: the value at
+        ``run_end``. To get the value at a mark whatever the timing, pass ``energy_info`` to
+        :meth:`mark`."""
+        if not self._started:
+            raise RuntimeError("Sampler.energy_so_far_j() before start()")
+        t_cpu = time.thread_time()
+        with self._lock:
+            if not (self._latest_is_edge or self._stop_evt.is_set()):
+                self._sample(edge=True)
+                self._latest_is_edge = True
+            result = self._energy_so_far()
+            self._cpu_s += time.thread_time() - t_cpu
+        return result
+
+    def stop(self, status: str = "ok", return_code: int | None = 0) -> SamplerSummary:
+        """Mark ``run_end``, stop the thread, flush, rewrite metadata.json; idempotent."""
+        with self._stop_lock:
+            if self._summary is not None:
+                return self._summary
+            if not self._started:
+                raise RuntimeError("Sampler.stop() before start()")
+            self.mark("run_end")
+            self._stop_evt.set()
+            if self._thread is not None:
+                self._thread.join(timeout=10.0 + 10 * self.interval_s)
+            t_cpu = time.thread_time()
+            self._flush()
+            for fh in (self._samples_fh, self._events_fh):
+                fh.close()
+            self._cpu_s += time.thread_time() - t_cpu
+            summary = self._summarise(_one_line(status), return_code)
+            with self._lock:
+                self._summary = summary
+                self._meta.update(
+                    status=summary.status,
+                    return_code=return_code,
+                    ended_utc=_utc_iso(self._wall0_ms + 1000 * (self._t_end - self._mono0)),
+                    summary=summary.to_dict(),
+                )
+                self._meta["sampler"].update(self._sampler_counts(summary))
+            self._write_metadata()
+            self._backend.shutdown()
+            self._cpu.close()
+            self._remove_handlers()
+            return summary
+
+    @property
+    def gpus(self) -> list[GpuInfo]:
+        """GPUs sampled in this run (after :meth:`start`)."""
+        return list(self._gpus)
+
+    def __enter__(self) -> Sampler:
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None or (issubclass(exc_type, SystemExit) and exc.code in (0, None)):
+            self.stop("ok", 0)
+        elif isinstance(exc, SamplerTerminated):
+            self.stop("failed: SIGTERM", _SIGTERM_CODE)
+        else:
+            code = 130 if isinstance(exc, KeyboardInterrupt) else 1
+            if isinstance(exc, SystemExit) and isinstance(exc.code, int):
+                code = exc.code
+            detail = f": {exc}" if str(exc) else ""
+            self.stop(f"failed: {exc_type.__name__}{detail}", code)
+        return False
+
+    # -- sampling --------------------------------------------------------------------------
+    def _loop(self) -> None:
+        t_cpu = time.thread_time()
+        next_t = time.monotonic()
+        while True:
+            next_t += self.interval_s
+            wait = next_t - time.monotonic()
+            if wait < 0:  # fell behind (e.g. a slow counter read): skip, don't burst
+                self._n_late += 1
+                next_t = time.monotonic()
+                wait = 0.0
+            # a plain sleep costs less CPU per wake-up than Event.wait in a VM; stop() waits at
+            # most one interval for the thread
+            time.sleep(wait)
+            if self._stop_evt.is_set():
+                break
+            try:
+                with self._lock:
+                    self._sample(edge=False)
+                    self._latest_is_edge = False
+                if time.monotonic() - self._last_flush >= self.flush_every_s:
+                    self._flush()
+            except Exception as err:  # e.g. disk full: keep sampling, report it in metadata
+                self._n_thread_errors += 1
+                if self._thread_error is None:
+                    self._thread_error = f"{type(err).__name__}: {err}"
+        with self._lock:
+            self._cpu_s += time.thread_time() - t_cpu
+
+    def _sample(self, edge: bool, counter: bool = True) -> tuple[float, int]:
+        """Read all sources once and buffer the rows (caller holds ``_lock``). ``edge``: a
+        phase-edge sample from :meth:`mark`: reads the energy counter (unless ``counter`` is
+        False or a read is fresh) and leaves the CPU utilisation baselines to the timer ticks."""
+        t = time.monotonic()
+        ts_ms = round(self._wall0_ms + 1000.0 * (t - self._mono0))
+        head = [str(ts_ms), f"{t:.6f}"]
+        slow = edge or t - self._slow_t >= self.slow_period_s
+        if slow and not edge:
+            self._slow_t = t
+        gpu_rows = [self._gpu_row(info, t, edge and counter, slow) for info in self._gpus]
+        host = slow or not self._gpus  # without GPUs the CPU estimate is the power signal
+        cpu, cpu_gap = (self._read_cpu(advance=not edge) if host
+                        else (self._cpu.read_counter_only(), ""))
+        self._cpu_trap.add(t, cpu.cpu_power_estimate_w)
+        self._rapl.add(cpu.cpu_energy_counter_j)
+        tail = [
+            _num(cpu.cpu_usage_pct),
+            _num(cpu.process_cpu_pct),
+            _num(cpu.process_rss_mb),
+            _num(cpu.system_ram_used_mb),
+            _exact(cpu.cpu_energy_counter_j),
+            _num(cpu.cpu_power_estimate_w),
+        ]
+        if not gpu_rows:
+            gpu_rows = [([""] * 14, "")]
+        for gpu_cells, gap in gpu_rows:
+            reason = "; ".join(r for r in (gap, cpu_gap) if r)
+            self._rows.append([*head, *gpu_cells, *tail, reason])
+            self._n_gaps += bool(reason)
+        self._n_rows += len(gpu_rows)
+        self._n_ticks += 1
+        return t, ts_ms
+
+    def _gpu_row(self, info: GpuInfo, t: float, edge: bool, slow: bool
+                 ) -> tuple[list[str], str]:
+        """Cells ``gpu_index`` .. ``gpu_power_limit_w`` of one GPU, and its gap reason.
+        ``edge``: read the energy counter unless a read is fresh (< ``counter_reuse_s``);
+        ``slow``: also read the slowly changing metrics (``gpu.SLOW_METRICS``)."""
+        i = info.index
+        gaps: list[str] = []
+        reading: GpuReading | None
+        try:
+            reading = self._backend.read(i, slow=slow)
+        except Exception as err:
+            reading = None
+            gaps.append(f"{type(err).__name__}: {err}")
+        counter = NAN
+        since = t - self._counter_t[i]
+        due = since >= self.counter_period_s or (edge and since >= self.counter_reuse_s)
+        if info.energy_counter_supported and due:
+            self._counter_t[i] = t
+            try:
+                counter = self._backend.read_energy_j(i)
+            except Exception as err:
+                gaps.append(f"energy counter: {type(err).__name__}: {err}")
+        self._gpu_counter[i].add(counter)
+        if reading is None:
+            cells = [str(i), info.name] + [""] * 4 + [_exact(counter)] + [""] * 6
+            cells.append(_num(info.power_limit_w))
+            return cells, "; ".join(gaps)
+        self._gpu_trap[i].add(t, reading.power_w)
+        cells = [
+            str(i),
+            info.name,
+            _num(reading.power_w),
+            reading.power_source,
+            _num(reading.power_instant_w),
+            _num(reading.power_avg_w),
+            _exact(counter),
+            _num(reading.usage_pct),
+            _num(reading.memory_usage_pct),
+            _num(reading.memory_used_mb),
+            _num(reading.memory_total_mb),
+            _num(reading.temperature_c),
+            _num(reading.sm_clock_mhz),
+            _num(info.power_limit_w),
+        ]
+        return cells, "; ".join(gaps)
+
+    def _read_cpu(self, advance: bool) -> tuple[CpuReading, str]:
+        try:
+            return self._cpu.read(advance), ""
+        except Exception as err:  # psutil failures are unexpected: keep sampling, say why
+            return CpuReading.unread(), f"cpu read: {type(err).__name__}: {err}"
+
+    # -- output ----------------------------------------------------------------------------
+    def _flush(self) -> None:
+        """Append buffered rows and events (flush + fsync); rewrite metadata if it changed."""
+        with self._io_lock:
+            with self._lock:
+                rows, self._rows = self._rows, []
+                events, self._events = self._events, []
+                meta_dirty, self._meta_dirty = self._meta_dirty, False
+                self._last_flush = time.monotonic()
+            for fh, lines in ((self._samples_fh, rows), (self._events_fh, events)):
+                if lines and not fh.closed:
+                    csv.writer(fh, lineterminator="\n").writerows(lines)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            self._n_flushes += 1
+        if meta_dirty:
+            self._write_metadata()
+
+    def _write_metadata(self) -> None:
+        with self._io_lock:
+            with self._lock:
+                snapshot = _json_ready(self._meta)
+            write_json(snapshot, self.run_dir / METADATA_FILE)
+
+    def _gpu_counters_j(self) -> tuple[float, ...]:
+        """Per GPU: energy-counter delta so far (NaN where the counter is unsupported)."""
+        return tuple(
+            s.delta if g.energy_counter_supported else NAN
+            for s, g in zip(self._gpu_counter, self._gpus, strict=True)
+        )
+
+    def _gpu_energy(self, counters: tuple[float, ...],
+                    traps: tuple[float, ...]) -> tuple[float, str]:
+        """All GPUs: counters where every GPU has one, else trapezoids; (J, method)."""
+        if not self._gpus:
+            return NAN, f"unmeasured: {self._backend.status}"
+        if all(math.isfinite(c) for c in counters):
+            return sum(counters), "nvml_counter"
+        if all(math.isfinite(x) for x in traps):
+            return sum(traps), "trapezoid"
+        return NAN, "unmeasured: fewer than two valid power samples on a GPU"
+
+    def _cpu_energy(self) -> tuple[float, str]:
+        """RAPL delta where readable, else the estimate's trapezoid; (J, method)."""
+        rapl_j = self._rapl.delta
+        if math.isfinite(rapl_j):
+            return rapl_j, "rapl"
+        return self._cpu_trap.value_j, self._cpu.estimate_method
+
+    def _energy_so_far(self) -> tuple[float, str]:
+        """:meth:`energy_so_far_j` from the running totals (caller holds ``_lock``)."""
+        if self._gpus:
+            traps = tuple(t.value_j for t in self._gpu_trap)
+            energy_j, method = self._gpu_energy(self._gpu_counters_j(), traps)
+            component = "gpu"
+        else:
+            energy_j, method = self._cpu_energy()
+            component = "cpu"
+        if math.isnan(energy_j):
+            reason = method.removeprefix("unmeasured: ")
+            if component == "cpu":
+                reason = "fewer than two valid CPU power estimates and no RAPL"
+            return NAN, f"unmeasured: {component}: {reason}"
+        return energy_j, f"{component}/{method}"
+
+    def _summarise(self, status: str, return_code: int | None) -> SamplerSummary:
+        duration = self._t_end - self._t_start
+        counters = self._gpu_counters_j()
+        traps = tuple(t.value_j for t in self._gpu_trap)
+        gpu_j, gpu_method = self._gpu_energy(counters, traps)
+        rapl_j = self._rapl.delta
+        estimate_j = self._cpu_trap.value_j
+        cpu_j, cpu_method = self._cpu_energy()
+        return SamplerSummary(
+            status=status,
+            return_code=return_code,
+            n_samples=self._n_rows,
+            n_ticks=self._n_ticks,
+            n_gap_rows=self._n_gaps,
+            n_events=self._n_events,
+            n_flushes=self._n_flushes,
+            duration_s=duration,
+            mean_tick_interval_s=duration / (self._n_ticks - 1) if self._n_ticks > 1 else NAN,
+            gpu_energy_counter_j=counters,
+            gpu_energy_trapezoid_j=traps,
+            gpu_energy_j=gpu_j,
+            gpu_energy_method=gpu_method,
+            cpu_energy_rapl_j=rapl_j,
+            cpu_energy_estimate_j=estimate_j,
+            cpu_energy_j=cpu_j,
+            cpu_energy_method=cpu_method,
+            sampler_cpu_s=self._cpu_s,
+            overhead_pct_of_core=100.0 * self._cpu_s / duration if duration > 0 else NAN,
+        )
+
+    def _sampler_counts(self, summary: SamplerSummary) -> dict[str, Any]:
+        return {
+            "n_samples": summary.n_samples,
+            "n_ticks": summary.n_ticks,
+            "n_gap_rows": summary.n_gap_rows,
+            "n_events": summary.n_events,
+            "n_late_ticks": self._n_late,
+            "sampler_cpu_s": summary.sampler_cpu_s,
+            "overhead_pct_of_core": summary.overhead_pct_of_core,
+            "thread_error": self._thread_error,  # first error in the sampling thread
+            "n_thread_errors": self._n_thread_errors,
+            "process_status": self._cpu.process_status,
+        }
+
+    def _initial_metadata(self) -> dict[str, Any]:
+        identity: dict[str, Any] = {}
+        parts = self.run_dir.resolve().parts
+        if len(parts) >= 3 and parts[-1].isdigit():
+            identity = {"environment": parts[-3], "architecture": parts[-2], "run": int(parts[-1])}
+        vm = psutil.virtual_memory()
+        return {
+            "raw_format_version": RAW_FORMAT_VERSION,
+            "dataset": None,
+            **identity,
+            "status": "running",
+            "return_code": None,
+            "started_utc": _utc_iso(self._wall0_ms),
+            "ended_utc": None,
+            "host": {
+                "hostname": socket.gethostname(),
+                "os": platform.platform(),
+                "cpu_model": _cpu_model(),
+                "logical_cores": psutil.cpu_count(logical=True),
+                "physical_cores": psutil.cpu_count(logical=False),
+                "ram_gb": vm.total / 2**30,
+            },
+            "gpus": [
+                {
+                    "index": g.index,
+                    "nvml_index": g.nvml_index,
+                    "name": g.name,
+                    "uuid": g.uuid,
+                    "power_limit_w": g.power_limit_w,
+                    "memory_total_mb": g.memory_total_mb,
+                    "energy_counter_supported": g.energy_counter_supported,
+                    "unsupported": g.unsupported,
+                }
+                for g in self._gpus
+            ],
+            "gpu_status": self._backend.status,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "versions": {**_versions(), **self._backend.versions()},
+            "sampler": {
+                "interval_s": self.interval_s,
+                "flush_every_s": self.flush_every_s,
+                "counter_period_s": self.counter_period_s,
+                "counter_reuse_s": self.counter_reuse_s,
+                "slow_period_s": self.slow_period_s,
+                "pid": self._cpu.pid,
+                "monotonic_start_s": self._mono0,
+            },
+            "cpu_power": {
+                "energy_method": self._cpu.energy_method,
+                "estimate_method": self._cpu.estimate_method,
+                "tdp_w": self._cpu.tdp_w,
+                "rapl_status": self._cpu.rapl.status,
+            },
+        }
+
+    # -- exit paths ------------------------------------------------------------------------
+    def _install_handlers(self) -> None:
+        atexit.register(self._at_exit)
+        in_main = threading.current_thread() is threading.main_thread()
+        if self.handle_sigterm and in_main:
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                self._prev_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _remove_handlers(self) -> None:
+        atexit.unregister(self._at_exit)
+        if self._prev_sigterm is not None:
+            try:
+                signal.signal(signal.SIGTERM, self._prev_sigterm)
+            except ValueError:  # stop() called off the main thread: leave the handler
+                pass
+            self._prev_sigterm = None
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self._sigterm_seen = True
+        raise SamplerTerminated(_SIGTERM_CODE)
+
+    def _at_exit(self) -> None:
+        if self._summary is None:
+            if self._sigterm_seen:
+                self.stop("failed: SIGTERM", _SIGTERM_CODE)
+            else:
+                self.stop("failed: interpreter exited without Sampler.stop()", None)
+
+
+# -- formatting helpers ---------------------------------------------------------------------
+def _num(value: float) -> str:
+    """10 significant digits; empty for NaN."""
+    return "" if value != value else f"{value:.10g}"
+
+
+def _exact(value: float) -> str:
+    """Shortest round-trip repr (for cumulative counters); empty for NaN."""
+    return "" if value != value else repr(float(value))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).splitlines())
+
+
+def _open_csv(path: Path, header: list[str]):
+    fh = path.open("w", newline="", encoding="utf-8")
+    fh.write(",".join(header) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+    return fh
+
+
+def _json_ready(obj: Any) -> Any:
+    """Replace NaN/inf by None (strict JSON), tuples by lists and numpy/torch scalars by Python
+    numbers, recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_ready(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:  # numpy / torch scalars
+        return _json_ready(obj.item())
+    return obj
+
+
+def _utc_iso(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000.0, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _versions() -> dict[str, str | None]:
+    """Python and library versions; torch's without importing it."""
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch_version = getattr(torch, "__version__", None)
+        cuda = getattr(getattr(torch, "version", None), "cuda", None)
+    else:
+        torch_version, cuda = package_version("torch"), None
+    return {
+        "python": platform.python_version(),
+        "helpers": helpers_version,
+        "torch": None if torch_version is None else str(torch_version),
+        "torch_cuda": cuda,
+        "psutil": psutil.__version__,
+    }
+

@@ -1,0 +1,113 @@
+"""Figures of the power-behaviour stage (notebook 05); numbers come from :mod:`helpers.analysis.power`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def plot_power_vs_usage(ax, runs: pd.DataFrame, fits: pd.DataFrame,
+                        power: str = "gpu_power_mean_w", usage: str = "gpu_usage_mean",
+                        by: str = "environment") -> None:
+    """Scatter of mean power against mean utilisation per ``by`` level, with the fitted lines
+    and ρ from :func:`power_vs_usage` in the legend."""
+    fit = fits.set_index(by)
+    for level, sub in runs.groupby(by, sort=True):
+        pts = ax.scatter(sub[usage], sub[power], s=6, alpha=0.6)
+        row = fit.loc[level]
+        label = f"{level} (ρ={row['rho']:.2f})"
+        if np.isfinite(row["slope_w"]):
+            x = np.linspace(sub[usage].min(), sub[usage].max(), 2)
+            ax.plot(x, row["intercept_w"] + row["slope_w"] * x, color=pts.get_facecolor()[0],
+                    lw=1, label=label)
+        else:
+            pts.set_label(label)
+    ax.set_xlabel("mean GPU utilisation (fraction)")
+    ax.set_ylabel("mean power (W)")
+    ax.legend(frameon=False)
+
+
+def plot_timeseries(ax, run_samples: pd.DataFrame, power_col: str = "device_power_w",
+                    stabilisation_s: float | None = None, title: str = "") -> None:
+    """Power against elapsed time for one run; epochs shaded alternately and ``eval`` phases
+    hatched where the samples carry labels; the stabilisation point as a dashed line."""
+    s = run_samples.sort_values("elapsed_s")
+    t = s["elapsed_s"].to_numpy(float)
+    ax.plot(t, s[power_col].to_numpy(float), lw=0.4)
+    if "epoch" in s and s["epoch"].notna().any():
+        for ep, grp in s.groupby("epoch"):
+            if int(ep) % 2 == 0:
+                ax.axvspan(grp["elapsed_s"].min(), grp["elapsed_s"].max(), color="0.9", lw=0)
+    if "phase" in s and s["phase"].eq("eval").any():
+        ev = s["phase"].eq("eval").to_numpy()
+        edges = np.flatnonzero(np.diff(np.r_[0, ev.astype(int), 0]))
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            ax.axvspan(t[a], t[b - 1], color="tab:orange", alpha=0.2, lw=0)
+    if stabilisation_s is not None and np.isfinite(stabilisation_s):
+        ax.axvline(stabilisation_s, color="k", ls="--", lw=0.8)
+    ax.set_title(title, fontsize=6)
+    ax.set_xlabel("elapsed (s)")
+    ax.set_ylabel("power (W)")
+
+
+def plot_power_limit_ratio(axes, samples: pd.DataFrame, runs: pd.DataFrame,
+                           ratio: str = "power_limit_ratio") -> None:
+    """One panel per GPU: box plots of per-sample power / limit per architecture, with each
+    run's mean ratio as a red dot. ``axes``: one axis per GPU name in ``samples`` (sorted)."""
+    gpus = sorted(samples["gpu_name"].dropna().unique())
+    for ax, gpu in zip(axes, gpus, strict=True):
+        sub = samples[samples["gpu_name"] == gpu]
+        archs = sorted(sub["architecture"].unique())
+        ax.boxplot([sub.loc[sub["architecture"] == a, ratio].dropna() for a in archs],
+                   showfliers=False, widths=0.6)
+        per_run = runs[runs["gpu_name"] == gpu]
+        for i, a in enumerate(archs, start=1):
+            mine = per_run.loc[per_run["architecture"] == a, ratio]
+            ax.scatter(np.full(len(mine), i), mine, s=3, color="tab:red", alpha=0.5, zorder=3)
+        ax.set_xticks(range(1, len(archs) + 1), archs, rotation=30, ha="right")
+        ax.set_title(gpu)
+    axes[0].set_ylabel("power / power limit")
+
+
+def _group_boxes(ax, table: pd.DataFrame, ylabel: str, **box) -> None:
+    groups = table.groupby(["environment", "architecture"], sort=True)
+    ax.boxplot([g["stabilisation"].dropna() for _, g in groups], widths=0.6, **box)
+    ax.set_xticks(range(1, len(groups) + 1), [f"{e}\n{a}" for e, a in groups.groups],
+                  rotation=45, ha="right", fontsize=5)
+    ax.set_ylabel(ylabel)
+
+
+def plot_stabilisation(axes, stab: pd.DataFrame, stab_epochs: pd.DataFrame) -> None:
+    """Box plots of the stabilisation point per (environment, architecture): on time
+    (``axes[0]``) and, when ``stab_epochs`` has rows, per epoch (``axes[1]``)."""
+    _group_boxes(axes[0], stab, "stabilisation point (s)", showfliers=True,
+                 flierprops={"markersize": 2})
+    if len(stab_epochs):
+        _group_boxes(axes[1], stab_epochs, "stabilisation epoch")
+
+
+def plot_sensitivity(axes, sens: pd.DataFrame, err_table: pd.DataFrame,
+                     stabilisation_median_s: float) -> bool:
+    """Left: median stabilisation point against the block window, one line per penalty (IQR
+    band for the unpenalised two-regime split). Right: median |error| of the online estimate
+    against the window start, one line per window length, the median stabilisation point
+    dashed. Returns False when no estimate exists (every start beyond the runs)."""
+    for pen, grp in sens.assign(penalty=sens["penalty"].fillna(-1)).groupby("penalty"):
+        q = grp.groupby("window")["stabilisation"].quantile([0.25, 0.5, 0.75]).unstack()
+        label = "two regimes" if pen == -1 else f"penalty {pen:g}"
+        axes[0].plot(q.index, q[0.5], marker="o", ms=3, lw=1, label=label)
+        if pen == -1:
+            axes[0].fill_between(q.index, q[0.25], q[0.75], alpha=0.2)
+    axes[0].set_xlabel("block window (samples)")
+    axes[0].set_ylabel("stabilisation point (s), median")
+    axes[0].legend(frameon=False, fontsize=6)
+    for w, col in err_table.items():
+        axes[1].plot(col.index, col.to_numpy(), marker="o", ms=3, lw=1, label=f"w = {w:g} s")
+    axes[1].axvline(stabilisation_median_s, color="k", ls="--", lw=0.8)
+    has_estimate = bool((err_table > 0).any().any())
+    if has_estimate:
+        axes[1].set_yscale("log")
+    axes[1].set_xlabel("start of the window s (s)")
+    axes[1].set_ylabel("|error| of Ê (%), median")
+    axes[1].legend(frameon=False, fontsize=6)
+    return has_estimate

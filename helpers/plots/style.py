@@ -1,0 +1,67 @@
+"""Figure style and saving: one look for every notebook, sized for a two-column paper.
+
+Figures are saved as PDF and PNG under ``figures/<dataset>/`` with names prefixed by the
+notebook number (``04-pareto`` -> ``figures/seaa2023/04-pareto.pdf`` and ``.png``). Saving is
+deterministic (no creation date in the PDF) and atomic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: notebooks under papermill and tests never need a display
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from helpers.core import datasets  # noqa: E402
+from helpers.core.io import atomic_path  # noqa: E402
+
+#: Width of one column / the full page of a two-column paper (inches).
+COLUMN_WIDTH_IN = 3.5
+PAGE_WIDTH_IN = 7.16
+
+
+def use_style() -> None:
+    """Apply the project style (small serif-free fonts, light grid, colour-blind palette)."""
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=0.9)
+    plt.rcParams.update(
+        {
+            "figure.dpi": 150,
+            "savefig.dpi": 300,
+            "savefig.bbox": "tight",
+            "pdf.fonttype": 42,
+            "axes.titlesize": 9,
+            "axes.labelsize": 8,
+            "legend.fontsize": 7,
+            "xtick.labelsize": 7,
+            "ytick.labelsize": 7,
+        }
+    )
+
+
+def figure(width: str = "column", aspect: float = 0.75, **kwargs) -> tuple[plt.Figure, object]:
+    """Create ``plt.subplots`` sized for ``width`` ('column' or 'page') with height = width ×
+    aspect. Extra keyword arguments go to ``plt.subplots``."""
+    w = COLUMN_WIDTH_IN if width == "column" else PAGE_WIDTH_IN
+    return plt.subplots(figsize=(w, w * aspect), **kwargs)
+
+
+def save_figure(
+    fig: plt.Figure, dataset: str, name: str, out_dir: str | Path | None = None
+) -> list[Path]:
+    """Save ``fig`` as ``<name>.pdf`` and ``<name>.png`` in ``figures/<dataset>/`` (or
+    ``out_dir``). ``name`` must start with the notebook number, e.g. ``'03-funnel'``.
+    Returns the written paths."""
+    if not (len(name) > 3 and name[:2].isdigit() and name[2] == "-"):
+        raise ValueError(f"figure name {name!r} must start with the notebook number, e.g. '03-x'")
+    folder = Path(out_dir) if out_dir is not None else datasets.figures_dir(dataset)
+    paths = []
+    for ext in ("pdf", "png"):
+        target = folder / f"{name}.{ext}"
+        with atomic_path(target) as tmp:
+            meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
+            fig.savefig(tmp, format=ext, metadata=meta)
+        paths.append(target)
+    return paths

@@ -1,0 +1,138 @@
+"""Merge stage: join GPU samples with the nearest CPU/RAM sample, label runs, phases and epochs,
+and export the DL Training Profiling Dataset schema (plus extra columns)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers.core import datasets, io
+from helpers.core.schema import PROFILING_COLUMNS, SAMPLE_EXTRA_COLUMNS, require_columns
+
+#: Default nearest-match tolerance (s) for ~1 Hz logs.
+DEFAULT_TOLERANCE_S = 1.0
+
+
+EVENT_COLUMNS = ["run_id", "time_utc", "event", "epoch", "val_accuracy", "val_f1"]
+
+
+@dataclass
+class MergeOutputs:
+    """What the merge stage produces (see module docstring)."""
+
+    profiling: pd.DataFrame
+    run_index: pd.DataFrame
+    events: pd.DataFrame
+    skips: pd.DataFrame
+    match_counts: pd.DataFrame
+
+    def write(self, dataset: str) -> dict[str, Path]:
+        """Write every table atomically under ``data_outputs/<dataset>/interim``."""
+        d = datasets.output_dir(dataset, "interim")
+        return {
+            "profiling": io.write_parquet(self.profiling, d / "profiling.parquet"),
+            "run_index": io.write_parquet(self.run_index, d / "run_index.parquet"),
+            "events": io.write_parquet(self.events, d / "events.parquet"),
+            "skips": io.write_csv(self.skips, d / "skips.csv"),
+            "match_counts": io.write_csv(self.match_counts, d / "match_counts.csv"),
+        }
+
+
+@dataclass
+class MergeResult:
+    """Merged samples plus per-run match counts (``matched``, ``unmatched``, ``cpu_samples``)."""
+
+    samples: pd.DataFrame
+    match_counts: pd.DataFrame
+
+
+def merge_nearest(gpu: pd.DataFrame, cpu: pd.DataFrame,
+                  tolerance_s: float = DEFAULT_TOLERANCE_S,
+                  cpu_columns: tuple[str, ...] = ("cpu_usage", "memory_usage", "cpu_temperature_c"),
+                  ) -> MergeResult:
+    """Join each GPU sample to the nearest CPU/RAM sample of the same run within
+    ``tolerance_s`` (``pandas.merge_asof``, direction 'nearest'). Unmatched GPU samples keep
+    NaN CPU fields; ``cpu_match_gap_s`` holds |Δt| of each match. Both frames need ``run_id``
+    and tz-aware ``time_utc``."""
+    if tolerance_s < 0:
+        raise ValueError("tolerance_s must be >= 0")
+    require_columns(gpu, ["run_id", "time_utc"], "GPU samples")
+    require_columns(cpu, ["run_id", "time_utc", *cpu_columns], "CPU/RAM samples")
+    left = gpu.reset_index(drop=True).rename_axis("_order").reset_index()
+    left = left.sort_values("time_utc", kind="stable")
+    right = cpu[["run_id", "time_utc", *cpu_columns]].copy()
+    right["_cpu_time"] = right["time_utc"]
+    right = right.sort_values("time_utc", kind="stable")
+    merged = pd.merge_asof(
+        left, right, on="time_utc", by="run_id", direction="nearest",
+        tolerance=pd.Timedelta(seconds=tolerance_s),
+    )
+    merged = merged.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+    gap = (merged["_cpu_time"] - merged["time_utc"]).abs().dt.total_seconds()
+    merged["cpu_match_gap_s"] = gap.astype("float64")
+    merged = merged.drop(columns="_cpu_time")
+    matched = merged["cpu_match_gap_s"].notna()
+    counts = pd.DataFrame({
+        "gpu_samples": merged.groupby("run_id", sort=True).size(),
+        "matched": matched.groupby(merged["run_id"]).sum(),
+    })
+    counts["unmatched"] = counts["gpu_samples"] - counts["matched"]
+    counts["cpu_samples"] = cpu.groupby("run_id").size().reindex(counts.index).fillna(0)
+    counts = counts.astype("int64").reset_index()
+    return MergeResult(merged, counts)
+
+
+def add_elapsed(samples: pd.DataFrame) -> pd.DataFrame:
+    """Add ``elapsed_s``: seconds since each run's first sample. Returns a new frame."""
+    t = samples["time_utc"]
+    first = t.groupby(samples["run_id"]).transform("min")
+    out = samples.copy()
+    out["elapsed_s"] = (t - first).dt.total_seconds().astype("float64")
+    return out
+
+
+def label_phases(samples: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """Label each sample with the ``phase`` and ``epoch`` of the latest event at or before it,
+    per run. ``events`` needs run_id, time_utc, event, epoch; events named ``<phase>_start``
+    open a phase (``epoch_start`` opens 'train', ``eval_start`` 'eval', ``idle_start`` 'idle',
+    ``warmup_start`` 'warmup'); ``*_end`` and ``run_end`` close it (phase 'between')."""
+    require_columns(events, ["run_id", "time_utc", "event", "epoch"], "events")
+    ev = events[["run_id", "time_utc", "event", "epoch"]].copy()
+    phase = ev["event"].str.removesuffix("_start")
+    phase = phase.where(ev["event"].str.endswith("_start"), "between")
+    ev["phase"] = phase.replace({"epoch": "train", "run": "between"})
+    ev["epoch"] = ev["epoch"].astype("float64")
+    ev = ev.sort_values("time_utc", kind="stable").rename(columns={"time_utc": "_ev_time"})
+    left = samples.reset_index(drop=True).rename_axis("_order").reset_index()
+    left = left.drop(columns=[c for c in ("phase", "epoch") if c in left.columns])
+    left = left.sort_values("time_utc", kind="stable")
+    merged = pd.merge_asof(left, ev[["run_id", "_ev_time", "phase", "epoch"]],
+                           left_on="time_utc", right_on="_ev_time", by="run_id",
+                           direction="backward")
+    # an epoch number stays attached through its eval phase, not past the epoch's end
+    merged.loc[merged["phase"] == "between", "epoch"] = np.nan
+    return merged.sort_values("_order").drop(columns=["_order", "_ev_time"]).reset_index(
+        drop=True)
+
+
+def to_profiling_schema(samples: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Export merged samples in the DL Training Profiling Dataset schema, exact field names and
+    units (timestamp as int64 ms since the Unix epoch, UTC), followed by the extra columns of
+    :data:`helpers.core.schema.SAMPLE_EXTRA_COLUMNS` that the source has. ``samples`` must hold
+    environment, architecture, run and the profiling fields."""
+    out = samples.rename(columns={"environment": "train_strategy"}).copy()
+    out["timestamp"] = out["time_utc"].astype("datetime64[ms, UTC]").astype("int64")
+    out["dataset"] = dataset
+    if "gpu_index" not in out.columns:
+        out["gpu_index"] = 0
+    if "device_power_w" not in out.columns:
+        out["device_power_w"] = out["gpu_power_draw"]
+    for col in ("epoch", "phase"):
+        if col not in out.columns:
+            out[col] = np.nan
+    require_columns(out, PROFILING_COLUMNS, "merged samples")
+    extras = [c for c in SAMPLE_EXTRA_COLUMNS if c in out.columns]
+    return out[[*PROFILING_COLUMNS, *extras]]

@@ -1,0 +1,415 @@
+"""Notebook 06 (estimator fitting) orchestration: load a dataset's processed runs, compute every
+estimator on the same runs, score them per split, and check the published numbers.
+
+Methods (columns of the estimate frames; energies in J):
+
+* ``ml_co2_impact``, ``green_algorithms_gpu``: baselines with the run's GPU power limit (the
+  spec-table TDP where the run has none) and mean GPU utilisation.
+* ``carbontracker``, ``online_power``, ``step``: epoch-based, on the epoch table, or on
+  pseudo-epochs (prefix ``pseudo_``) when the dataset has no epoch events (seaa2023).
+* ``step_time``, ``online_power_time``: time-window estimators after observing a fraction of
+  each run (suffix ``_f<percent>``), stabilisation found on the observed part only.
+* ``pre_<model>_<mode>``: PRE regressions, out-of-fold (``helpers.estimate.estimators.pre_estimates_j``).
+
+Splits: ``all_runs`` (methods that need no fitting, every run), ``random_<pct>pct_test`` (one
+seeded random split; every method scored on the test runs only), ``leave_one_architecture_out``
+and ``leave_one_environment_out`` (every run predicted by PRE models that never saw its group).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from helpers.core import datasets, gpu_specs
+from helpers.estimate import estimators as est
+from helpers.estimate import evaluation as ev
+
+#: Columns of the per-sample table the online estimators read.
+SAMPLE_COLUMNS = ["run_id", "elapsed_s", "device_power_w"]
+#: Grouped splits: name -> run column holding the group.
+GROUPED_SPLITS = {"leave_one_architecture_out": "architecture",
+                  "leave_one_environment_out": "environment"}
+#: Fewest runs for which PRE is fitted (nested CV needs a few runs per inner fold).
+MIN_RUNS_PRE = 10
+
+
+@dataclass
+class StudyInputs:
+    """What notebook 06 reads for one dataset.
+
+    Attributes:
+        runs: processed runs (RUN_COLUMNS), index reset, ``run_id`` unique.
+        epochs: per-epoch energies (run_id, epoch, duration_s, energy_j): real epoch events, or
+            pseudo-epochs when the dataset has none.
+        epoch_source: 'epoch events' or 'pseudo-epochs (N equal time slices)'.
+        samples: per-sample power of the runs (``SAMPLE_COLUMNS``).
+    """
+
+    runs: pd.DataFrame
+    epochs: pd.DataFrame
+    epoch_source: str
+    samples: pd.DataFrame
+
+    @property
+    def measured_j(self) -> pd.Series:
+        """Measured energy (J) by run_id that the estimators target: ``training_energy_j``
+        (the epochs' energy, without the idle baseline) where the clean stage provides it, else
+        the run's ``energy_j``."""
+        col = "training_energy_j" if "training_energy_j" in self.runs else "energy_j"
+        return self.runs.set_index("run_id")[col]
+
+
+def load_inputs(dataset: str) -> StudyInputs:
+    """Read ``processed/runs.parquet``, ``processed/epochs.parquet`` (absent or empty: pseudo-
+    epochs are cut from the power samples) and ``interim/profiling.parquet``."""
+    processed = datasets.output_dir(dataset, "processed")
+    runs = pd.read_parquet(processed / "runs.parquet").reset_index(drop=True)
+    if runs["run_id"].duplicated().any():
+        raise ValueError(f"{processed / 'runs.parquet'}: duplicate run_id values")
+    samples = pd.read_parquet(datasets.output_dir(dataset, "interim") / "profiling.parquet",
+                              columns=SAMPLE_COLUMNS)
+    samples = samples[samples["run_id"].isin(runs["run_id"])].reset_index(drop=True)
+    epoch_path = processed / "epochs.parquet"
+    epochs = pd.read_parquet(epoch_path) if epoch_path.exists() else pd.DataFrame()
+    epochs = epochs[epochs["run_id"].isin(runs["run_id"])] if len(epochs) else epochs
+    if len(epochs):
+        return StudyInputs(runs, epochs[["run_id", "epoch", "duration_s", "energy_j"]],
+                           "epoch events", samples)
+    return StudyInputs(runs, est.pseudo_epoch_table(samples, runs),
+                       "pseudo-epochs (N equal time slices)", samples)
+
+
+# --------------------------------------------------------------------------------------------
+# Estimates of the methods that need no fitting
+# --------------------------------------------------------------------------------------------
+
+def power_limit_w(runs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(GPU power limit W, reason) per run: the run's ``gpu_power_limit_w``, else the spec-table
+    TDP; NaN with the reason for CPU-only runs or unknown GPUs."""
+    specs = gpu_specs.spec_features(runs["gpu_name"].where(runs["gpu_name"] != "none", ""))
+    limit = runs["gpu_power_limit_w"].astype(float)
+    filled = limit.fillna(specs["gpu_tdp_w"])
+    reason = pd.Series("", index=runs.index, dtype=object)
+    reason[limit.isna() & filled.notna()] = "power limit from the spec-table TDP"
+    reason[filled.isna()] = "no GPU power limit: " + specs.loc[filled.isna(), "gpu_spec_status"]
+    return filled, reason
+
+
+def baseline_estimates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ML CO2 Impact and Green Algorithms (GPU-only) for every run: (estimates J, reasons),
+    both indexed by run_id."""
+    limit, why = power_limit_w(runs)
+    out = pd.DataFrame({
+        "ml_co2_impact": est.ml_co2_impact_energy_j(runs["duration_s"], limit),
+        "green_algorithms_gpu": est.green_algorithms_energy_j(
+            runs["duration_s"], limit, runs["gpu_usage_mean"]),
+    }, index=pd.Index(runs["run_id"], name="run_id"))
+    reasons = pd.DataFrame({c: why.to_numpy() for c in out.columns}, index=out.index)
+    reasons.loc[runs["gpu_usage_mean"].isna().to_numpy(), "green_algorithms_gpu"] = (
+        "no GPU utilisation")
+    return out, reasons.where(out.isna(), None)
+
+
+def online_estimates(inputs: StudyInputs, observed_fraction: float = 0.2,
+                     stabilisation_epoch: int = 10, window_epochs: int = 5,
+                     change_point_window: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Epoch-based (Carbontracker k=1, online power, STEP at (s, w)) and time-window (STEP and
+    online power after ``observed_fraction``, change-point stabilisation) estimates for every
+    run: (estimates J, reasons), indexed by run_id."""
+    prefix = "pseudo_" if inputs.epoch_source.startswith("pseudo") else ""
+    ep, ep_why = est.epoch_method_estimates(inputs.epochs, inputs.runs, stabilisation_epoch,
+                                            window_epochs, prefix=prefix)
+    tw = est.online_fraction_estimates(inputs.samples, inputs.runs, [observed_fraction],
+                                       change_point_window=change_point_window)
+    tag = f"_f{round(observed_fraction * 100)}"
+    tw_est = tw.pivot(index="run_id", columns="method", values="estimate_j").add_suffix(tag)
+    tw_why = tw.pivot(index="run_id", columns="method", values="reason").add_suffix(tag)
+    return (pd.concat([ep, tw_est.reindex(ep.index)], axis=1),
+            pd.concat([ep_why, tw_why.reindex(ep.index).replace("", None)], axis=1))
+
+
+# --------------------------------------------------------------------------------------------
+# Splits and PRE
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Split:
+    """One evaluation split: outer (train, test) row positions and the group labels."""
+
+    name: str
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    groups: np.ndarray | None
+    note: str = ""
+
+
+def make_splits(runs: pd.DataFrame, test_fraction: float = 0.3, seed: int = 0
+                ) -> tuple[list[Split], list[str]]:
+    """The random split and the grouped splits that this dataset allows, plus notes for those
+    it does not (fewer than two groups, or fewer than ``MIN_RUNS_PRE`` runs in all)."""
+    if len(runs) < MIN_RUNS_PRE:
+        return [], [f"PRE skipped: {len(runs)} runs, fewer than {MIN_RUNS_PRE}"]
+    out = [Split(f"random_{round(test_fraction * 100)}pct_test",
+                 ev.random_split(len(runs), test_fraction, seed), None)]
+    notes = []
+    for name, col in GROUPED_SPLITS.items():
+        groups = runs[col].to_numpy()
+        n = len(np.unique(groups))
+        if n < 2:
+            notes.append(f"{name}: skipped, only {n} {col} value(s)")
+            continue
+        splits = ev.leave_one_group_out(groups)
+        ev.check_group_disjoint(splits, groups)
+        out.append(Split(name, splits, groups, f"{n} groups by {col}"))
+    return out, notes
+
+
+@dataclass
+class PreResult:
+    """PRE out-of-fold estimates per split, and the fits (selected hyper-parameters)."""
+
+    estimates: dict[str, pd.DataFrame] = field(default_factory=dict)
+    fits: dict[str, dict] = field(default_factory=dict)
+
+    def best_params(self) -> pd.DataFrame:
+        """Selected hyper-parameters per split, model, target and outer fold."""
+        rows = []
+        for split, fits in self.fits.items():
+            for (model, target), res in fits.items():
+                for fold in res.folds:
+                    rows.append({"split": split, "model": model, "target": target,
+                                 "fold": fold.fold, "inner_cv": fold.inner_cv,
+                                 "best_params": fold.best_params})
+        return pd.DataFrame(rows)
+
+
+def pre_estimates(runs: pd.DataFrame, splits: list[Split], models: list[str],
+                  relative_power: bool = True, seed: int = 0) -> PreResult:
+    """Out-of-fold PRE estimates (J) of every model and mode for each split."""
+    feats = est.pre_training_features(runs)
+    res = PreResult()
+    for split in splits:
+        out, fits = est.pre_estimates_j(runs, feats, split.splits, models, split.groups,
+                                        relative_power, seed)
+        res.estimates[split.name] = out.set_axis(pd.Index(runs["run_id"], name="run_id"))
+        res.fits[split.name] = fits
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------
+
+def drop_unusable_methods(estimates: pd.DataFrame, reasons: pd.DataFrame
+                          ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Remove methods that no run can be estimated with (so that they do not empty the common
+    run set); returns the kept frames and a note per removed method."""
+    dead = [c for c in estimates.columns if estimates[c].isna().all()]
+    notes = []
+    for c in dead:
+        why = reasons[c].dropna().value_counts() if c in reasons else pd.Series(dtype=int)
+        notes.append(f"{c}: not estimable for any run ({why.index[0] if len(why) else '?'})")
+    return estimates.drop(columns=dead), reasons.drop(columns=dead, errors="ignore"), notes
+
+
+def score_all(inputs: StudyInputs, fixed: pd.DataFrame, fixed_reasons: pd.DataFrame,
+              pre: PreResult, splits: list[Split], n_boot: int = 1000,
+              seed: int = 0) -> tuple[ev.ScoreResult, list[str]]:
+    """Score every method per split on the same runs (see the module docstring)."""
+    measured = inputs.measured_j
+    fixed, fixed_reasons, notes = drop_unusable_methods(fixed, fixed_reasons)
+    results = [ev.score_methods(measured, fixed, "all_runs", fixed_reasons, n_boot,
+                                seed=seed)]
+    for split in splits:
+        pre_est = pre.estimates[split.name]
+        tested = np.unique(np.concatenate([t for _, t in split.splits]))
+        rows = measured.index[tested]
+        pre_est, _, pre_notes = drop_unusable_methods(pre_est.loc[rows], pre_est.loc[rows])
+        notes += [f"{split.name}: {n}" for n in pre_notes]
+        both = pd.concat([fixed.loc[rows], pre_est], axis=1)
+        pre_why = pd.DataFrame(np.where(pre_est.isna(), "PRE not estimable (missing feature)",
+                                        None), index=rows, columns=pre_est.columns)
+        reasons = pd.concat([fixed_reasons.loc[rows], pre_why], axis=1)
+        results.append(ev.score_methods(measured.loc[rows], both, split.name, reasons,
+                                        n_boot, seed=seed))
+    return ev.ScoreResult(pd.concat([r.errors for r in results], ignore_index=True),
+                          pd.concat([r.dropped for r in results], ignore_index=True)), notes
+
+
+# --------------------------------------------------------------------------------------------
+# Online estimators: error vs fraction observed, sensitivity, a forecast trajectory
+# --------------------------------------------------------------------------------------------
+
+def fraction_curve(inputs: StudyInputs, fractions: list[float], stabilisation_epoch: int = 10,
+                   change_point_window: int = 10, n_boot: int = 1000,
+                   seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Time-window STEP and online power after observing each fraction, with the stabilisation
+    point from the observed part ('change_point') or at pseudo-epoch ``stabilisation_epoch``
+    ('pseudo_epoch'). Returns (long estimates, MAPE table with CIs and run counts)."""
+    parts = []
+    for mode in ("change_point", "pseudo_epoch"):
+        long = est.online_fraction_estimates(inputs.samples, inputs.runs, fractions, mode,
+                                             stabilisation_epoch, change_point_window)
+        parts.append(long.assign(stabilisation=mode))
+    long = pd.concat(parts, ignore_index=True)
+    curve = ev.grouped_mape(long, inputs.measured_j,
+                            ["method", "stabilisation", "observed_fraction"], n_boot, seed=seed)
+    return long, curve
+
+
+def epoch_sensitivity(inputs: StudyInputs, stabilisation_epochs: list[int],
+                      windows_epochs: list[int], n_boot: int = 1000,
+                      seed: int = 0) -> pd.DataFrame:
+    """MAPE of the epoch-based online power and STEP for every (stabilisation epoch, window),
+    with the mean share of the run observed, (s + w) / N."""
+    long = est.epoch_sensitivity(inputs.epochs, inputs.runs, stabilisation_epochs,
+                                 windows_epochs)
+    long = long[long["method"].isin(["online_power", "step"])]
+    out = ev.grouped_mape(long, inputs.measured_j,
+                          ["method", "stabilisation_epoch", "window_epochs"], n_boot, seed=seed)
+    n = inputs.runs["epochs"].to_numpy(float)
+    out["observed_fraction_mean"] = [
+        float(np.mean(np.minimum((s + w) / n, 1))) for s, w in
+        zip(out["stabilisation_epoch"], out["window_epochs"], strict=True)]
+    return out
+
+
+def time_sensitivity(inputs: StudyInputs, observed_fraction: float,
+                     stabilisation_s: list[float], change_point_windows: list[int],
+                     n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """MAPE of the time-window estimators at one observed fraction for fixed stabilisation
+    times (s) and for change-point detection with several block windows (samples)."""
+    parts = []
+    for s in stabilisation_s:
+        parts.append(est.online_fraction_estimates(
+            inputs.samples, inputs.runs, [observed_fraction], float(s)).assign(
+            setting="fixed_s", value=float(s)))
+    for w in change_point_windows:
+        parts.append(est.online_fraction_estimates(
+            inputs.samples, inputs.runs, [observed_fraction], "change_point",
+            change_point_window=w).assign(setting="change_point_window", value=float(w)))
+    long = pd.concat(parts, ignore_index=True)
+    return ev.grouped_mape(long, inputs.measured_j, ["method", "setting", "value"], n_boot,
+                           seed=seed)
+
+
+def forecast_trajectory(inputs: StudyInputs, run_id: str, **forecaster_kwargs) -> pd.DataFrame:
+    """Feed one run's epoch energies to ``StepForecaster`` epoch by epoch; one row per epoch:
+    epoch, energy_j, low_j, high_j, stable, measured_j (the run's true total)."""
+    sub = inputs.epochs[inputs.epochs["run_id"] == run_id].sort_values("epoch")
+    n_planned = int(inputs.runs.set_index("run_id").loc[run_id, "epochs"])
+    f = est.StepForecaster(n_planned, **forecaster_kwargs)
+    rows = [asdict(f.update(i, e)) | {"epoch": i}
+            for i, e in enumerate(sub["energy_j"].to_numpy(float))]
+    return pd.DataFrame(rows).assign(measured_j=inputs.measured_j[run_id])
+
+
+def forecaster_coverage(inputs: StudyInputs, fractions: list[float],
+                        **forecaster_kwargs) -> pd.DataFrame:
+    """``StepForecaster`` over every run, stopped after each fraction of its planned epochs:
+    runs with a forecast (stabilisation passed), MAPE (%) of the forecast, and the share of runs
+    whose measured energy lies inside the forecast interval (empirical coverage)."""
+    arrays = est.epoch_arrays(inputs.epochs)
+    measured = inputs.measured_j
+    rows = []
+    for frac in fractions:
+        ape, hits = [], []
+        for run in inputs.runs[["run_id", "epochs"]].itertuples(index=False):
+            energies = arrays.get(run.run_id, (np.array([]),))[0]
+            n_seen = min(max(int(round(frac * run.epochs)), 1), len(energies))
+            if n_seen == 0:
+                continue
+            f = est.StepForecaster(int(run.epochs), **forecaster_kwargs)
+            for i, e in enumerate(energies[:n_seen]):
+                fc = f.update(i, e)
+            if fc.stable:
+                true = measured[run.run_id]
+                ape.append(abs(fc.energy_j - true) / true * 100)
+                hits.append(fc.low_j <= true <= fc.high_j)
+        rows.append({"epochs_observed_fraction": frac, "runs_forecast": len(ape),
+                     "runs": len(inputs.runs), "mape_pct": np.mean(ape) if ape else np.nan,
+                     "interval_coverage": np.mean(hits) if hits else np.nan})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Published SEAA 2023 check
+# --------------------------------------------------------------------------------------------
+
+#: Published MAPE (%) of the baselines on the authors' processed file (369 runs), METHODS §8.
+PUBLISHED_MAPE_PCT = {"ml_co2_impact": 60.7, "green_algorithms_gpu": 34.1}
+
+
+def published_baselines(data_dir: str | None = None) -> tuple[pd.Series, pd.DataFrame,
+                                                                pd.Series]:
+    """Baselines on the authors' processed SEAA 2023 file: (measured J, estimates J, GPU name),
+    indexed by '<environment>/<architecture>/<run>'. Columns used: 'training duration (h)',
+    'max power limit (W)', 'gpu usage (%)', 'energy (MJ)'."""
+    path = (datasets.seaa2023_dir(data_dir) / "processed"
+            / "dl-training-energy-consumption-dataset.gzip")
+    df = pd.read_parquet(path)
+    key = (df["training environment"] + "/" + df["architecture"] + "/"
+           + df["run"].astype(str))
+    duration_s = df["training duration (h)"].to_numpy() * 3600
+    limit = df["max power limit (W)"].to_numpy()
+    estimates = pd.DataFrame({
+        "ml_co2_impact": est.ml_co2_impact_energy_j(duration_s, limit),
+        "green_algorithms_gpu": est.green_algorithms_energy_j(
+            duration_s, limit, df["gpu usage (%)"].to_numpy() / 100),
+    }, index=pd.Index(key, name="run_id"))
+    measured = pd.Series(df["energy (MJ)"].to_numpy() * 1e6, index=estimates.index)
+    return measured, estimates, pd.Series(df["gpu model"].to_numpy(), index=estimates.index)
+
+
+def published_errors(n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Error table (``evaluation.score_methods``) of the baselines on the authors' processed
+    file: split ``published_processed_369`` (all runs) and ``published_processed_no_gtx750ti``
+    (without the 60 GTX 750 Ti runs, whose raw logs are not published)."""
+    measured, estimates, gpu = published_baselines()
+    no_750 = ~gpu.str.contains("750 Ti").to_numpy()
+    return pd.concat([
+        ev.score_methods(measured, estimates, "published_processed_369", n_boot=n_boot,
+                         seed=seed).errors,
+        ev.score_methods(measured[no_750], estimates[no_750], "published_processed_no_gtx750ti",
+                         n_boot=n_boot, seed=seed).errors,
+    ], ignore_index=True)
+
+
+def published_check(errors: pd.DataFrame) -> pd.DataFrame:
+    """MAPE rows of ``published_errors`` beside the published numbers (369-run split only)."""
+    out = errors[errors["metric"] == "mape_pct"].drop(columns="metric")
+    out = out.rename(columns={"value": "mape_pct"})
+    published = out["method"].map(PUBLISHED_MAPE_PCT)
+    out["published_mape_pct"] = published.where(out["split"] == "published_processed_369")
+    return out.reset_index(drop=True)
+
+
+def acceptance(errors: pd.DataFrame, published: pd.DataFrame | None,
+               fraction_curve: pd.DataFrame, observed_fraction: float = 0.2) -> pd.DataFrame:
+    """The issue's acceptance checks as a table: check, value (%), target, met."""
+    mape = errors[errors["metric"] == "mape_pct"].set_index(["split", "method"])
+    rows = []
+    if published is not None:
+        for r in published[published["published_mape_pct"].notna()].itertuples():
+            rows.append((f"{r.method} on the published file", r.mape_pct, r.ci_low, r.ci_high,
+                         r.n_runs, f"{r.published_mape_pct} ± 1",
+                         abs(r.mape_pct - r.published_mape_pct) <= 1))
+    curve = fraction_curve[np.isclose(fraction_curve["observed_fraction"], observed_fraction)]
+    for r in curve.itertuples():
+        rows.append((f"{r.method} ({r.stabilisation}) observing {observed_fraction:.0%}",
+                     r.mape_pct, r.ci_low, r.ci_high, r.n_runs, "<= 2", r.mape_pct <= 2))
+    checks = [(s, "true_duration", "<= 5", 5) for s in mape.index.levels[0]
+              if s.startswith("random")]
+    checks += [(s, "pre_training", "<= 20 (goal)", 20) for s in GROUPED_SPLITS]
+    for split, mode, target, limit in checks:
+        if split not in mape.index.get_level_values(0):
+            continue
+        sub = mape.loc[split]
+        for m in sorted(m for m in sub.index if m.startswith("pre_") and m.endswith(mode)):
+            r = sub.loc[m]
+            rows.append((f"{m} on {split}", r["value"], r["ci_low"], r["ci_high"], r["n_runs"],
+                         target, r["value"] <= limit))
+    return pd.DataFrame(rows, columns=["check", "mape_pct", "ci_low", "ci_high", "n_runs",
+                                       "target", "met"])
