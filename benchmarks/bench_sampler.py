@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers.collect.devices.fake_nvml import FakeNvmlBackend  # noqa: E402
-from helpers.collect.devices.gpu import NvmlBackend  # noqa: E402
+from helpers.collect.devices.nvml import NvmlBackend  # noqa: E402
 from helpers.collect.sampler import Sampler  # noqa: E402
 from helpers.core.io import write_json  # noqa: E402
 

@@ -24,7 +24,7 @@ ARCHS = ("mobilenet_v2", "resnet50", "vgg16", "efficientnet_b0", "vit_b_16")
 
 def read_costs_us(n: int = 200) -> dict:
     """Median cost (µs) of each NVML read of GPU 0, and the backend's device facts."""
-    from helpers.collect.devices.gpu import NvmlBackend
+    from helpers.collect.devices.nvml import NvmlBackend
 
     backend = NvmlBackend()
     backend.init()

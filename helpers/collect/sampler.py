@@ -56,9 +56,9 @@ from helpers.collect.devices.gpu import (
     GpuBackend,
     GpuInfo,
     GpuReading,
-    NvmlBackend,
     package_version,
 )
+from helpers.collect.devices.nvml import NvmlBackend
 from helpers.core.io import write_json
 from helpers.core.raw_format import (
     EVENT_COLUMNS,

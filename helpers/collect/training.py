@@ -23,7 +23,7 @@ The counter counts a multiply-add as 2 FLOPs and counts matrix products and conv
 
 Live STEP forecast (``RunSpec.step_forecast``, on by default): each epoch's energy is the run's
 energy so far (:meth:`helpers.collect.sampler.Sampler.energy_so_far_j`) at its ``epoch_end`` mark minus
-that at its ``epoch_start`` mark, and feeds :class:`helpers.estimate.estimators.StepForecaster` for the
+that at its ``epoch_start`` mark, and feeds :class:`helpers.estimate.forecaster.StepForecaster` for the
 planned epochs. Once the stabilisation point is passed, every ``epoch_end`` event carries the
 forecast of the run's training energy with its interval, one line per epoch is printed, e.g.
 ``epoch 7/20: STEP forecast 1.23 kJ [1.19, 1.27] (stable since epoch 4)`` (epochs counted from 1
@@ -546,14 +546,14 @@ class _LiveForecast:
     """
 
     def __init__(self, spec: RunSpec) -> None:
-        """Build the forecaster (imports ``helpers.estimate.estimators``: call before the sampler starts,
+        """Build the forecaster (imports ``helpers.estimate``: call before the sampler starts,
         so that the import is not measured). No forecaster when ``spec.epochs`` is too few for a
         stabilisation point ever to be passed."""
         if spec.forecast_window < 2:
             raise ValueError(f"forecast_window must be >= 2, got {spec.forecast_window}")
         self.spec = spec
         self.settings = {
-            "forecaster": "helpers.estimate.estimators.StepForecaster",
+            "forecaster": "helpers.estimate.forecaster.StepForecaster",
             "window": spec.forecast_window, "cv_tol": spec.forecast_cv_tol,
             "min_epoch": spec.forecast_min_epoch, "confidence": spec.forecast_confidence,
             "systematic_rel": spec.forecast_systematic_rel,
@@ -566,7 +566,7 @@ class _LiveForecast:
                            f"{need} (min_epoch {spec.forecast_min_epoch} + window "
                            f"{spec.forecast_window})")
         else:
-            from helpers.estimate.estimators import StepForecaster
+            from helpers.estimate.forecaster import StepForecaster
 
             self.forecaster = StepForecaster(
                 n_epochs_planned=spec.epochs, window=spec.forecast_window,
@@ -576,7 +576,7 @@ class _LiveForecast:
         self.method: str | None = None  # energy method of the first epoch
         self._start: tuple[float, str] = (math.nan, "no epoch_start yet")
         self.energies_j: list[float] = []
-        self.forecasts: dict[int, Any] = {}  # epoch -> stable helpers.estimate.estimators.Forecast
+        self.forecasts: dict[int, Any] = {}  # epoch -> stable helpers.estimate.forecaster.Forecast
         self.not_stable: dict[int, str] = {}  # epoch -> why no forecast after it
 
     def epoch_started(self, energy_j: float, method: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pytest
 
 from helpers.collect import grid
 from helpers.core import datasets
-from helpers.estimate import estimators
+from helpers.estimate import online
 from helpers.readers import project_merge
 from helpers.stages import pipeline
 
@@ -59,7 +59,7 @@ def _step_errors(clean: pipeline.CleanOutputs, stabilisation: int, window: int
     out = {}
     for run in clean.runs.itertuples():
         ep = clean.epochs[clean.epochs["run_id"] == run.run_id].sort_values("epoch")
-        step = estimators.step_energy_j(ep["energy_j"].to_numpy(), int(run.epochs),
+        step = online.step_energy_j(ep["energy_j"].to_numpy(), int(run.epochs),
                                         stabilisation, window)
         assert np.isfinite(step), run.run_id
         out[run.run_id] = abs(step / run.training_energy_j - 1)

@@ -19,7 +19,8 @@ import pytest
 
 from helpers.collect.devices.cpu import CpuMonitor, RaplReader, default_cpu_tdp_w
 from helpers.collect.devices.fake_nvml import FakeNvmlBackend, sine_power
-from helpers.collect.devices.gpu import GpuReadError, NvmlBackend, visible_nvml_indices
+from helpers.collect.devices.gpu import GpuReadError
+from helpers.collect.devices.nvml import NvmlBackend, visible_nvml_indices
 from helpers.collect.sampler import Sampler
 from helpers.core import energy
 from helpers.core.raw_format import SAMPLE_COLUMNS

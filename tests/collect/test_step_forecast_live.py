@@ -27,7 +27,7 @@ from helpers.collect.devices.cpu import RaplReader
 from helpers.collect.devices.fake_nvml import FakeNvmlBackend, sine_power
 from helpers.collect.sampler import Sampler
 from helpers.collect.training import RunSpec
-from helpers.estimate.estimators import StepForecaster
+from helpers.estimate.forecaster import StepForecaster
 from helpers.readers.project import read_run
 
 FORECAST_KEYS = {"forecast_energy_j", "forecast_low_j", "forecast_high_j"}

@@ -1,4 +1,4 @@
-"""Estimators (helpers.estimate.estimators): each formula against a hand-computed case, online estimators
+"""Estimators (helpers.estimate): each formula against a hand-computed case, online estimators
 without look-ahead, the STEP forecaster, and PRE without leakage."""
 
 from __future__ import annotations
@@ -10,29 +10,29 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from helpers.estimate import estimators as est
+from helpers.estimate import baselines, common, forecaster, online, pre
 from helpers.estimate import evaluation as ev
 
 # ---------------------------------------------------------------------------------- baselines
 
 
 def test_ml_co2_impact_hand_computed():
-    assert est.ml_co2_impact_energy_j(3600, 250) == pytest.approx(900_000)
-    assert est.ml_co2_impact_energy_j(3600, 250, pue=1.5) == pytest.approx(1_350_000)
-    np.testing.assert_allclose(est.ml_co2_impact_energy_j([10, 20], [100, 300]), [1000, 6000])
+    assert baselines.ml_co2_impact_energy_j(3600, 250) == pytest.approx(900_000)
+    assert baselines.ml_co2_impact_energy_j(3600, 250, pue=1.5) == pytest.approx(1_350_000)
+    np.testing.assert_allclose(baselines.ml_co2_impact_energy_j([10, 20], [100, 300]), [1000, 6000])
 
 
 def test_green_algorithms_gpu_only_and_full():
-    assert est.green_algorithms_energy_j(3600, 250, 0.5) == pytest.approx(450_000)
+    assert baselines.green_algorithms_energy_j(3600, 250, 0.5) == pytest.approx(450_000)
     # 250*0.5 + 16 GB*0.3725 + 4 cores*12 W*0.5 = 154.96 W; x 3600 s x PUE 1.2
-    full = est.green_algorithms_energy_j(3600, 250, 0.5, ram_gb=16, cpu_cores=4,
+    full = baselines.green_algorithms_energy_j(3600, 250, 0.5, ram_gb=16, cpu_cores=4,
                                          cpu_w_per_core=12, cpu_usage=0.5, pue=1.2)
     assert full == pytest.approx(154.96 * 3600 * 1.2)
 
 
 def test_green_algorithms_rejects_percentages():
     with pytest.raises(ValueError, match="fractions"):
-        est.green_algorithms_energy_j(3600, 250, 50)
+        baselines.green_algorithms_energy_j(3600, 250, 50)
 
 
 # ------------------------------------------------------------------------ epoch-based online
@@ -42,30 +42,30 @@ DURATIONS = [10.0, 8.0, 5.0, 5.0, 5.0, 5.0]
 
 
 def test_carbontracker_hand_computed():
-    assert est.carbontracker_energy_j([100, 90, 80], 10) == pytest.approx(1000)
-    assert est.carbontracker_energy_j([100, 90, 80], 10, k=2, pue=2) == pytest.approx(1900)
-    with pytest.raises(est.NotEstimableError, match="needs 4"):
-        est.carbontracker_energy_j([100, 90, 80], 10, k=4)
+    assert online.carbontracker_energy_j([100, 90, 80], 10) == pytest.approx(1000)
+    assert online.carbontracker_energy_j([100, 90, 80], 10, k=2, pue=2) == pytest.approx(1900)
+    with pytest.raises(common.NotEstimableError, match="needs 4"):
+        online.carbontracker_energy_j([100, 90, 80], 10, k=4)
 
 
 def test_step_hand_computed():
     # 200 + 120 before s=2, then mean(100, 100, 102) x (10 - 2)
     expected = 320 + (302 / 3) * 8
-    assert est.step_energy_j(ENERGIES, 10, 2, 3) == pytest.approx(expected)
-    with pytest.raises(est.NotEstimableError, match="needs epochs up to 6"):
-        est.step_energy_j(ENERGIES, 10, 2, 5)
+    assert online.step_energy_j(ENERGIES, 10, 2, 3) == pytest.approx(expected)
+    with pytest.raises(common.NotEstimableError, match="needs epochs up to 6"):
+        online.step_energy_j(ENERGIES, 10, 2, 5)
 
 
 def test_online_power_hand_computed():
     # window epochs 2..4: 302 J over 15 s = 20.133 W, x T = 60 s
-    assert est.online_power_energy_j(ENERGIES, DURATIONS, 60, 2, 3) == pytest.approx(302 / 15 * 60)
+    assert online.online_power_energy_j(ENERGIES, DURATIONS, 60, 2, 3) == pytest.approx(302 / 15 * 60)
 
 
 def test_stabilisation_rule():
     e = [150, 80, 81, 79, 100, 101, 99, 100]
-    assert est.stabilisation_epoch_rule(e, window=3, cv_tol=0.05) == 1
-    assert est.stabilisation_epoch_rule(e, window=3, cv_tol=0.05, min_epoch=4) == 4
-    assert est.stabilisation_epoch_rule(e[:3], window=3, cv_tol=0.05) is None
+    assert online.stabilisation_epoch_rule(e, window=3, cv_tol=0.05) == 1
+    assert online.stabilisation_epoch_rule(e, window=3, cv_tol=0.05, min_epoch=4) == 4
+    assert online.stabilisation_epoch_rule(e[:3], window=3, cv_tol=0.05) is None
 
 
 # --------------------------------------------------------------------------- power curves
@@ -74,7 +74,7 @@ def test_stabilisation_rule():
 def test_pseudo_epochs_cut_by_interpolation():
     t = np.array([0.0, 30.0, 70.0, 100.0])
     p = t.copy()  # P = t W: energy over [a, b] = (b² - a²) / 2
-    pe = est.pseudo_epochs(t, p, 2)
+    pe = online.pseudo_epochs(t, p, 2)
     np.testing.assert_allclose(pe["energy_j"], [1250, 3750])
     np.testing.assert_allclose(pe["duration_s"], [50, 50])
     assert pe["energy_j"].sum() == pytest.approx(5000)
@@ -88,28 +88,28 @@ def _step_curve(T: float = 1000.0, change_s: float = 100.0):
 def test_online_time_window_hand_computed():
     t, p = _step_curve()
     true = 50 * 99 + (50 + 200) / 2 + 200 * 900  # trapezoid of the whole curve
-    step = est.online_time_window_energy_j(t, p, 0.2, 1000, stabilisation_s=110)
+    step = online.online_time_window_energy_j(t, p, 0.2, 1000, stabilisation_s=110)
     assert step == pytest.approx(true)
-    power = est.online_time_window_energy_j(t, p, 0.2, 1000, stabilisation_s=110,
+    power = online.online_time_window_energy_j(t, p, 0.2, 1000, stabilisation_s=110,
                                             method="power")
     assert power == pytest.approx(200 * 1000)
     # window of the last 50 s only: same mean power here
-    assert est.online_time_window_energy_j(t, p, 0.2, 1000, 0, window_s=50) == pytest.approx(true)
+    assert online.online_time_window_energy_j(t, p, 0.2, 1000, 0, window_s=50) == pytest.approx(true)
 
 
 def test_online_time_window_has_no_look_ahead():
     t, p = _step_curve()
     later = p.copy()
     later[t > 200] = 1e6  # whatever happens after the observed 20% must not matter
-    a = est.online_time_window_energy_j(t, p, 0.2, 1000, stabilisation_s=110)
-    b = est.online_time_window_energy_j(t, later, 0.2, 1000, stabilisation_s=110)
+    a = online.online_time_window_energy_j(t, p, 0.2, 1000, stabilisation_s=110)
+    b = online.online_time_window_energy_j(t, later, 0.2, 1000, stabilisation_s=110)
     assert a == b
 
 
 def test_online_time_window_not_estimable_before_stabilisation():
     t, p = _step_curve()
-    with pytest.raises(est.NotEstimableError, match="not passed"):
-        est.online_time_window_energy_j(t, p, 0.1, 1000, stabilisation_s=150)
+    with pytest.raises(common.NotEstimableError, match="not passed"):
+        online.online_time_window_energy_j(t, p, 0.1, 1000, stabilisation_s=150)
 
 
 def _samples_and_runs():
@@ -123,17 +123,17 @@ def _samples_and_runs():
 
 def test_per_run_tables():
     samples, runs, true = _samples_and_runs()
-    pe = est.pseudo_epoch_table(samples, runs)
+    pe = online.pseudo_epoch_table(samples, runs)
     assert list(pe["run_id"].unique()) == ["a"] and len(pe) == 20
     assert pe["energy_j"].sum() == pytest.approx(true)
-    ests, why = est.epoch_method_estimates(pe, runs, stabilisation_epoch=4, window_epochs=3)
+    ests, why = online.epoch_method_estimates(pe, runs, stabilisation_epoch=4, window_epochs=3)
     assert ests.loc["a", "step"] == pytest.approx(true)  # stationary after 100 s = 2 epochs
     assert math.isnan(ests.loc["b", "step"]) and why.loc["b", "step"] == "no epoch data"
-    online = est.online_fraction_estimates(samples, runs, [0.2], stabilisation=110.0)
-    a = online[(online.run_id == "a") & (online.method == "step_time")]
+    fractions = online.online_fraction_estimates(samples, runs, [0.2], stabilisation=110.0)
+    a = fractions[(fractions.run_id == "a") & (fractions.method == "step_time")]
     assert a["estimate_j"].iloc[0] == pytest.approx(true)
-    assert (online.loc[online.run_id == "b", "reason"] == "no samples").all()
-    cp = est.online_fraction_estimates(samples, runs.iloc[:1], [0.3])
+    assert (fractions.loc[fractions.run_id == "b", "reason"] == "no samples").all()
+    cp = online.online_fraction_estimates(samples, runs.iloc[:1], [0.3])
     assert cp["stabilisation_s"].iloc[0] == pytest.approx(100, abs=10)
 
 
@@ -151,7 +151,7 @@ def _synthetic_epochs(seed: int, n: int = 80) -> np.ndarray:
 
 
 def test_forecaster_hand_computed_interval():
-    f = est.StepForecaster(10, window=3, stabilisation_epoch=1)
+    f = forecaster.StepForecaster(10, window=3, stabilisation_epoch=1)
     outs = [f.update(i, e) for i, e in enumerate([100, 50, 50, 52])]
     assert not outs[2].stable and math.isnan(outs[2].energy_j)
     last = outs[3]
@@ -164,7 +164,7 @@ def test_forecaster_hand_computed_interval():
 
 
 def test_forecaster_rejects_out_of_order_epochs():
-    f = est.StepForecaster(10)
+    f = forecaster.StepForecaster(10)
     f.update(0, 1.0)
     with pytest.raises(ValueError, match="expected epoch 1"):
         f.update(2, 1.0)
@@ -174,8 +174,8 @@ def test_forecaster_rejects_out_of_order_epochs():
 def test_step_after_stabilisation_within_3_percent(seed):
     e = _synthetic_epochs(seed)
     true = e.sum()
-    assert abs(est.step_energy_j(e, len(e), 10, 5) - true) / true < 0.03
-    f = est.StepForecaster(len(e), window=3, cv_tol=0.05, min_epoch=10)
+    assert abs(online.step_energy_j(e, len(e), 10, 5) - true) / true < 0.03
+    f = forecaster.StepForecaster(len(e), window=3, cv_tol=0.05, min_epoch=10)
     forecasts = [f.update(i, x) for i, x in enumerate(e[:16])]
     assert not forecasts[8].stable  # stabilisation not passed during the frozen epochs
     final = forecasts[-1]
@@ -188,7 +188,7 @@ def test_forecaster_interval_coverage():
     hits = []
     for seed in range(200):
         e = _synthetic_epochs(seed)
-        f = est.StepForecaster(len(e), stabilisation_epoch=10, window=5)
+        f = forecaster.StepForecaster(len(e), stabilisation_epoch=10, window=5)
         fc = [f.update(i, x) for i, x in enumerate(e[:20])][-1]
         hits.append(fc.low_j <= e.sum() <= fc.high_j)
     assert 0.90 <= np.mean(hits) <= 0.99
@@ -217,7 +217,7 @@ def _pre_runs(n_per: int = 12, seed: int = 0) -> pd.DataFrame:
 def test_pre_features_from_specs():
     runs = _pre_runs(2)
     runs.loc[0, "gpu_power_limit_w"] = np.nan
-    feats = est.pre_training_features(runs)
+    feats = pre.pre_training_features(runs)
     assert feats.dropped["params"] == "all values missing"
     assert feats.X.loc[0, "gpu_power_limit_w"] == 350.0  # RTX 3090 spec TDP
     assert any("filled from the spec-table TDP" in n for n in feats.notes)
@@ -227,10 +227,10 @@ def test_pre_features_from_specs():
 
 def test_nested_cv_scaler_sees_only_training_rows():
     runs = _pre_runs()
-    feats = est.pre_training_features(runs)
+    feats = pre.pre_training_features(runs)
     groups = runs["architecture"].to_numpy()
     splits = ev.leave_one_group_out(groups)
-    res = est.nested_cv_predict(feats.X, feats.y["power_w"], splits, "ridge", groups)
+    res = pre.nested_cv_predict(feats.X, feats.y["power_w"], splits, "ridge", groups)
     assert len(res.folds) == 4
     for fold in res.folds:
         pipe = fold.estimator.regressor_
@@ -245,21 +245,21 @@ def test_nested_cv_scaler_sees_only_training_rows():
 
 def test_pre_modes_on_a_learnable_relation():
     runs = _pre_runs()
-    feats = est.pre_training_features(runs)
+    feats = pre.pre_training_features(runs)
     splits = ev.random_split(len(runs), 0.3, seed=1)
-    out, fits = est.pre_estimates_j(runs, feats, splits, models=("gradient_boosting",))
+    out, fits = pre.pre_estimates_j(runs, feats, splits, models=("gradient_boosting",))
     test = splits[0][1]
     assert out.iloc[splits[0][0]].isna().all().all()  # training rows get no estimate
-    for mode in est.PRE_MODES:
+    for mode in pre.PRE_MODES:
         col = f"pre_gradient_boosting_{mode}"
         assert ev.mape_pct(runs["energy_j"].iloc[test], out[col].iloc[test]) < 5
     assert ("gradient_boosting", "power_fraction") in fits
 
 
 def test_pre_energy_modes_formulae():
-    assert est.pre_energy_j("true_duration", power_w=[100], duration_s=[10])[0] == 1000
-    assert est.pre_energy_j("pre_training", power_w=[100], epoch_time_s=[2], n_epochs=[5])[0] \
+    assert pre.pre_energy_j("true_duration", power_w=[100], duration_s=[10])[0] == 1000
+    assert pre.pre_energy_j("pre_training", power_w=[100], epoch_time_s=[2], n_epochs=[5])[0] \
         == 1000
-    assert est.pre_energy_j("epoch_energy", epoch_energy_j=[200], n_epochs=[5])[0] == 1000
+    assert pre.pre_energy_j("epoch_energy", epoch_energy_j=[200], n_epochs=[5])[0] == 1000
     with pytest.raises(ValueError, match="unknown PRE mode"):
-        est.pre_energy_j("oracle")
+        pre.pre_energy_j("oracle")

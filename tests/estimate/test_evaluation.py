@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from helpers.core import datasets
-from helpers.estimate import estimators as est
+from helpers.estimate import baselines
 from helpers.estimate import evaluation as ev
 
 Y = np.array([100.0, 200.0])
@@ -94,7 +94,7 @@ def test_published_seaa2023_baselines():
     duration_s = df["training duration (h)"] * 3600
     measured_j = df["energy (MJ)"] * 1e6
     limit_w = df["max power limit (W)"]
-    mlco2 = est.ml_co2_impact_energy_j(duration_s, limit_w)
-    ga = est.green_algorithms_energy_j(duration_s, limit_w, df["gpu usage (%)"] / 100)
+    mlco2 = baselines.ml_co2_impact_energy_j(duration_s, limit_w)
+    ga = baselines.green_algorithms_energy_j(duration_s, limit_w, df["gpu usage (%)"] / 100)
     assert ev.mape_pct(measured_j, mlco2) == pytest.approx(60.7, abs=1.0)
     assert ev.mape_pct(measured_j, ga) == pytest.approx(34.1, abs=1.0)
