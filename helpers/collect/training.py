@@ -1,6 +1,7 @@
 """Training driver for the collect stage: models, data, metrics, FLOPs, and one measured run.
 
-``train_run(spec, run_dir, sampler_kwargs)`` trains one model while :class:`helpers.collect.sampler.Sampler`
+``train_run(spec, run_dir, sampler_kwargs)`` trains one model while
+:class:`helpers.collect.sampler.Sampler`
 records power and utilisation, and marks the phases the later stages cut the samples by::
 
     run_start (sampler) -> idle_start .. idle_end (idle baseline, model and data resident)
@@ -22,8 +23,9 @@ The counter counts a multiply-add as 2 FLOPs and counts matrix products and conv
 (no bias adds, activations or normalisation).
 
 Live STEP forecast (``RunSpec.step_forecast``, on by default): each epoch's energy is the run's
-energy so far (:meth:`helpers.collect.sampler.Sampler.energy_so_far_j`) at its ``epoch_end`` mark minus
-that at its ``epoch_start`` mark, and feeds :class:`helpers.estimate.forecaster.StepForecaster` for the
+energy so far (:meth:`helpers.collect.sampler.Sampler.energy_so_far_j`) at its ``epoch_end`` mark
+minus that at its ``epoch_start`` mark, and feeds
+:class:`helpers.estimate.forecaster.StepForecaster` for the
 planned epochs. Once the stabilisation point is passed, every ``epoch_end`` event carries the
 forecast of the run's training energy with its interval, one line per epoch is printed, e.g.
 ``epoch 7/20: STEP forecast 1.23 kJ [1.19, 1.27] (stable since epoch 4)`` (epochs counted from 1
@@ -93,7 +95,7 @@ SYNTHETIC_BASE_PX = 32
 #: Side (px) of the random colour grid each synthetic class pattern is smoothed from.
 SYNTHETIC_PATTERN_PX = 4
 #: Shares of the planned epochs after which ``metadata.step_forecast`` keeps the live forecast
-#: (as ``helpers.stages.stage06_estimators.forecaster_coverage``: round(share x N) epochs observed, >= 1).
+#: (as notebook 06's ``forecaster_coverage``: round(share x N) epochs observed, >= 1).
 FORECAST_CHECKPOINTS: dict[str, float] = {"pct20": 0.2, "pct50": 0.5}
 
 

@@ -19,7 +19,8 @@ CPU_W_PER_CORE_DEFAULT = 12.0
 
 def ml_co2_impact_energy_j(duration_s, tdp_w, pue: float = 1.0) -> float | np.ndarray:
     """ML CO2 Impact: Ê = P_TDP · T · PUE (J). Vectorised over runs."""
-    return scalar_or_array(nonnegative_array(tdp_w, "tdp_w") * nonnegative_array(duration_s, "duration_s") * pue)
+    energy_j = nonnegative_array(tdp_w, "tdp_w") * nonnegative_array(duration_s, "duration_s") * pue
+    return scalar_or_array(energy_j)
 
 
 def green_algorithms_energy_j(
@@ -42,6 +43,7 @@ def green_algorithms_energy_j(
     u_cpu = nonnegative_array(cpu_usage, "cpu_usage")
     if np.any(u > 1) or np.any(u_cpu > 1):
         raise ValueError("gpu_usage and cpu_usage are fractions 0-1 (divide percentages by 100)")
-    power_w = (nonnegative_array(tdp_w, "tdp_w") * u + nonnegative_array(ram_gb, "ram_gb") * RAM_W_PER_GB
+    power_w = (nonnegative_array(tdp_w, "tdp_w") * u
+               + nonnegative_array(ram_gb, "ram_gb") * RAM_W_PER_GB
                + nonnegative_array(cpu_cores, "cpu_cores") * cpu_w_per_core * u_cpu)
     return scalar_or_array(nonnegative_array(duration_s, "duration_s") * power_w * pue)

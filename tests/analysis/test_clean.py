@@ -1,4 +1,4 @@
-"""Tests for helpers.analysis.clean: each step's reasons and counts on a small synthetic run table, and a
+"""helpers.analysis.clean: each step's reasons and counts on a small synthetic run table, and a
 seeded (deterministic) IsolationForest."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""helpers.analysis.power: power vs usage, power/limit, idle baseline, stabilisation on synthetic runs."""
+"""helpers.analysis.power: power vs usage, power/limit, idle baseline, stabilisation (synthetic)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""helpers.analysis.tradeoffs: summaries, pairwise savings and the Pareto front on hand-made cases."""
+"""helpers.analysis.tradeoffs: summaries, pairwise savings and the Pareto front (hand-made)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Evaluation (helpers.estimate.evaluation): metrics by hand, bootstrap CIs, splitters, same-run scoring,
+"""helpers.estimate.evaluation: metrics by hand, bootstrap CIs, splitters, same-run scoring,
 and the published SEAA 2023 baseline numbers."""
 
 from __future__ import annotations

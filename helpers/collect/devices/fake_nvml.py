@@ -1,4 +1,4 @@
-"""FakeNvmlBackend: a scripted stand-in for the NVML backend (no GPU needed), for tests and benchmarks.
+"""FakeNvmlBackend: a scripted stand-in for the NVML backend (no GPU), for tests and benchmarks.
 
 Power follows a known function of time since :meth:`FakeNvmlBackend.init` and the energy counter is
 its exact integral, so integrated samples can be checked against analytic values. Errors can be
