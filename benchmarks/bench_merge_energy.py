@@ -1,8 +1,9 @@
 """Benchmark: read + merge + per-run energy of every published SEAA 2023 run.
 
-Times ``helpers.stages.pipeline.merge_seaa2023`` (split into its phases: reading and parsing the logs,
-the nearest GPU<->CPU join, the rest: labels, schema export, metrics) and
-``helpers.analysis.runs.summarise_runs`` (per-run energy), ``--repeats`` times; the best repeat counts.
+Times ``helpers.stages.stage02_merge.merge_seaa2023`` (split into its phases: reading and
+parsing the logs, the nearest GPU<->CPU join, the rest: labels, schema export, metrics) and
+``helpers.analysis.runs.summarise_runs`` (per-run energy), ``--repeats`` times; the best repeat
+counts.
 Acceptance: best total <= 10 s on the 2-core development machine. Wall and CPU seconds are both
 recorded, with the load average, because other processes may share the machine.
 
@@ -25,7 +26,7 @@ from pathlib import Path
 from helpers.analysis import runs
 from helpers.core import datasets, io
 from helpers.readers import merge, seaa2023
-from helpers.stages import pipeline
+from helpers.stages import stage02_merge
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ACCEPTANCE_S = 10.0
@@ -63,7 +64,7 @@ def one_repeat(raw_dir: Path, workers: int) -> dict:
     cpu0 = cpu_seconds()
     start = time.perf_counter()
     with timed_attr(seaa2023, "read_logs", inner), timed_attr(merge, "merge_nearest", inner):
-        merged = pipeline.merge_seaa2023(raw_dir, workers=workers)
+        merged = stage02_merge.merge_seaa2023(raw_dir, workers=workers)
     t_merge = time.perf_counter()
     table = runs.summarise_runs(merged.profiling)
     end = time.perf_counter()

@@ -1,7 +1,8 @@
 """Check our per-run GPU energy and duration against the authors' published processed dataset.
 
-Reads every raw SEAA 2023 run (``helpers.stages.pipeline.merge_seaa2023`` + ``build_run_table``), joins
-it with ``processed/dl-training-energy-consumption-dataset.gzip`` on (environment display name,
+Reads every raw SEAA 2023 run (``helpers.stages.stage02_merge.merge_seaa2023`` +
+``helpers.stages.stage03_clean.build_run_table``), joins it with
+``processed/dl-training-energy-consumption-dataset.gzip`` on (environment display name,
 architecture, run) and reports the percentage differences. The published energies come from
 integer-truncated watts, so ours (decimals kept) should sit about 0.3-0.5% above them.
 
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.core import datasets, io
-from helpers.stages import pipeline
+from helpers.stages import stage02_merge, stage03_clean
 
 PUBLISHED = Path("processed") / "dl-training-energy-consumption-dataset.gzip"
 METRICS = Path("interim") / "model_metrics.gzip"
@@ -31,8 +32,8 @@ KEY = ["environment_name", "architecture", "run"]
 
 def our_runs(root: Path, workers: int = 2) -> pd.DataFrame:
     """Per-run table (``build_run_table``) of every run under ``root/raw``."""
-    merged = pipeline.merge_seaa2023(root / "raw", metrics_path=None, workers=workers)
-    return pipeline.build_run_table(merged, "seaa2023")
+    merged = stage02_merge.merge_seaa2023(root / "raw", metrics_path=None, workers=workers)
+    return stage03_clean.build_run_table(merged, "seaa2023")
 
 
 def read_published(root: Path) -> pd.DataFrame:

@@ -81,15 +81,15 @@ def seaa2023_processed_root(tmp_path_factory, seaa2023_root: Path) -> Path:
     import os
 
     from helpers.core import datasets
-    from helpers.stages import pipeline
+    from helpers.stages import stage02_merge, stage03_clean
 
     root = tmp_path_factory.mktemp("seaa2023_processed_root")
     previous = os.environ.get(datasets.PROJECT_ROOT_ENV)
     os.environ[datasets.PROJECT_ROOT_ENV] = str(root)
     try:
-        merged = pipeline.merge_dataset("seaa2023", data_dir=str(seaa2023_root))
+        merged = stage02_merge.merge_dataset("seaa2023", data_dir=str(seaa2023_root))
         merged.write("seaa2023")
-        pipeline.clean_dataset(merged, "seaa2023").write("seaa2023")
+        stage03_clean.clean_dataset(merged, "seaa2023").write("seaa2023")
     finally:
         if previous is None:
             del os.environ[datasets.PROJECT_ROOT_ENV]

@@ -1,9 +1,9 @@
 """Cleaning steps with a ledger: every removed run is listed with the step and its reason.
 
-Reference sequence (METHODS §5): non-zero return code → missing RAM / FLOPs / model metrics →
-fewer than ``min_epochs`` → sampling period longer than an epoch → IsolationForest
-(contamination 0.1, seeded) per (environment, architecture). Before those, runs whose raw logs
-were unusable (no GPU samples) are removed with the reader's reason.
+Reference sequence (docs/methods.md#cleaning): non-zero return code → missing RAM / FLOPs /
+model metrics → fewer than ``min_epochs`` → sampling period longer than an epoch →
+IsolationForest (contamination 0.1, seeded) per (environment, architecture). Before those, runs
+whose raw logs were unusable (no GPU samples) are removed with the reader's reason.
 """
 
 from __future__ import annotations

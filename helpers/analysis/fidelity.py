@@ -2,7 +2,7 @@
 
 For runs in the project's raw format that carry ``gpu_energy_counter_j`` readings, each window's
 counter difference is the reference, and every *method* estimates the same window from the
-samples (docs/METHODS.md section 9 lists the methods people use):
+samples (docs/methods.md#gpu-measurement lists the methods people use):
 
 * ``instant_100ms`` — trapezoid of ``gpu_power_instant_w`` at the sampler's rate (this project);
 * ``average_100ms`` — trapezoid of ``gpu_power_avg_w`` (``nvmlDeviceGetPowerUsage``, a 1-s
@@ -11,8 +11,9 @@ samples (docs/METHODS.md section 9 lists the methods people use):
   power × window length (what a 1-s logger such as ``nvidia-smi -l 1`` gives);
 * ``tdp_x_time`` — the power limit × window length (ML CO2 Impact's assumption).
 
-Windows: ``run`` (first to last counter reading: run_start to run_end), ``training``
-(``warmup_start`` or first ``epoch_start`` to the last ``epoch_end``), and ``epoch`` (each
+Windows (:mod:`helpers.core.windows`, docs/methods.md#energy-windows): ``run`` (first to last
+counter reading: run_start to run_end), ``training`` (``warmup_start`` or first ``epoch_start``
+to the last ``epoch_end``, the window ``emissions.csv`` reports), and ``epoch`` (each
 ``epoch_start`` to ``epoch_end``). Energies in J; ``error_pct`` = 100 × (estimate − counter) /
 counter.
 """
@@ -24,8 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.collect import grid
-from helpers.core import energy
+from helpers.core import energy, windows
 from helpers.readers.project import ProjectRun, discover_runs, read_run
 
 METHODS: tuple[str, ...] = ("instant_100ms", "average_100ms", "instant_1s", "average_1s",
@@ -63,19 +63,17 @@ def window_estimates_j(gpu: pd.DataFrame, t0: float, t1: float, limit_w: float) 
 
 
 def _windows(run: ProjectRun, counter_t: np.ndarray) -> list[tuple[str, float, float, float]]:
-    """(window, epoch, t0, t1) of the run, training (the window emissions.csv reports,
-    :func:`helpers.collect.grid.training_window`) and each epoch."""
+    """(window, epoch, t0, t1) of the run (over the counter readings), training (the window
+    emissions.csv reports) and each epoch."""
     ev = run.events
-    out = [("run", np.nan, float(counter_t[0]), float(counter_t[-1]))]
-    ends = ev[ev["event"] == "epoch_end"]
-    if len(ends):
-        t0, t1, _ = grid.training_window(run.samples, ev)
-        out.append(("training", np.nan, t0, t1))
-    for _, end in ends.iterrows():
-        begin = ev[(ev["event"] == "epoch_start") & (ev["epoch"] == end["epoch"])]
-        if len(begin):
-            out.append(("epoch", float(end["epoch"]), float(begin["monotonic_s"].iloc[0]),
-                        float(end["monotonic_s"])))
+    names, t = ev["event"], ev["monotonic_s"].to_numpy(float)
+    run_w = windows.run_window(counter_t)
+    out = [("run", np.nan, run_w.start_s, run_w.end_s)]
+    if (names == windows.TRAINING_END_EVENT).any():
+        train = windows.training_window(names, t, run.samples["monotonic_s"])
+        out.append(("training", np.nan, train.start_s, train.end_s))
+    for epoch, i0, i1 in windows.epoch_event_pairs(names, ev["epoch"]):
+        out.append(("epoch", float(epoch), float(t[i0]), float(t[i1])))
     return out
 
 

@@ -1,9 +1,10 @@
-"""Power behaviour (METHODS §7): power vs utilisation, power/limit, idle baseline, stabilisation.
+"""Power behaviour (docs/methods.md#power-behaviour): power vs utilisation, power/limit, idle
+baseline, stabilisation.
 
 Per-run inputs follow :data:`helpers.core.schema.RUN_COLUMNS`; per-sample inputs the interim
-profiling table (``run_id``, ``elapsed_s``, ``device_power_w`` / ``gpu_power_draw``, ``gpu_usage``,
-``phase``, ...); per-epoch inputs :data:`helpers.core.schema.EPOCH_COLUMNS`. Power in W, energy in J,
-time in s.
+profiling table (``run_id``, ``elapsed_s``, ``device_power_w`` / ``gpu_power_draw``,
+``gpu_usage``, ``phase``, ...); per-epoch inputs :data:`helpers.core.schema.EPOCH_COLUMNS`. Power
+in W, energy in J, time in s.
 
 Stabilisation point — method
 ----------------------------
@@ -101,7 +102,8 @@ def idle_baseline(samples: pd.DataFrame, power: str = "device_power_w", by: str 
     * ``phase:idle`` — median power of samples labelled ``idle`` (runs with phase events);
     * ``zero_utilisation`` — otherwise, median power of samples with ``usage`` == 0 (published
       logs have no events; the GPU is then loaded but not computing, so this is an upper bound on
-      the device's true idle power, which also varies with temperature: METHODS §9).
+      the device's true idle power, which also varies with temperature and with whether a CUDA
+      context is loaded: docs/methods.md#gpu-measurement).
 
     Columns: [by], method, n_samples, idle_power_w (median), q1_w, q3_w, note. Groups with no
     qualifying sample keep a row with NaN power and a note."""

@@ -1,11 +1,13 @@
 """Per-run and per-epoch tables from merged samples (the clean stage's computations).
 
-Energy per component, with its method always recorded:
-* GPU: NVML counter delta where the samples carry ``gpu_energy_counter_j`` readings, else the
+Energy per component over the run window (each series from its first to its last valid sample;
+docs/methods.md#energy-windows), integrated by :mod:`helpers.core.energy` with the rules and
+method tags of :mod:`helpers.core.rules`, the same as the grid's ``emissions.csv``:
+* GPU: NVML counter difference where every GPU has ``gpu_energy_counter_j`` readings, else the
   trapezoid of ``gpu_power_draw`` on real timestamps (kept beside the counter as a check).
-* CPU: RAPL counter delta where present, else the trapezoid of ``cpu_power_w`` (an estimate whose
-  method the run metadata names), else NaN with the reason.
-* RAM: Green Algorithms model on process RSS where recorded, else on system RAM used.
+* CPU: RAPL counter difference where present, else the trapezoid of ``cpu_power_w`` (an estimate
+  whose method the run metadata names), else NaN with the reason.
+* RAM: Green Algorithms model on process RSS where recorded, else on system RAM used (both MiB).
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers.core import energy
+from helpers.core import energy, rules, windows
+from helpers.core.units import MS_PER_S
 
-GPU_UNMEASURED = "unmeasured: no GPU power samples"
-CPU_UNMEASURED = "unmeasured: no CPU power or energy data in the source"
+GPU_UNMEASURED_REASON = "no GPU power samples"
+CPU_UNMEASURED_REASON = "no CPU power or energy data in the source"
+RAM_UNMEASURED_REASON = "fewer than two RAM samples"
 
 
 def _seconds(samples: pd.DataFrame) -> np.ndarray:
-    return samples["time_utc"].astype("datetime64[ms, UTC]").astype("int64").to_numpy() / 1e3
+    return _event_seconds(samples["time_utc"])
 
 
 def _col(samples: pd.DataFrame, name: str) -> np.ndarray:
@@ -32,43 +36,24 @@ def _col(samples: pd.DataFrame, name: str) -> np.ndarray:
 def _gpu_energy(t: np.ndarray, samples: pd.DataFrame) -> tuple[float, str, float]:
     """(energy J, method, trapezoid J) summed over the run's GPUs."""
     gpu_index = samples["gpu_index"].to_numpy() if "gpu_index" in samples else np.zeros(len(t))
-    total_trap, total_counter, have_counter = 0.0, 0.0, True
-    any_power = False
-    for g in pd.unique(gpu_index):
-        sel = gpu_index == g
-        power = _col(samples, "gpu_power_draw")[sel]
-        trap = energy.trapezoid_energy_j(t[sel], power)
-        if np.isfinite(trap):
-            any_power = True
-            total_trap += trap
-        counter = energy.counter_energy_j(_col(samples, "gpu_energy_counter_j")[sel])
-        have_counter &= bool(np.isfinite(counter))
-        total_counter += counter if np.isfinite(counter) else 0.0
-    trap_j = total_trap if any_power else float("nan")
-    if have_counter and any_power:
-        return total_counter, "nvml_counter", trap_j
-    if any_power:
-        return trap_j, "trapezoid", trap_j
-    return float("nan"), GPU_UNMEASURED, trap_j
+    power, counter = _col(samples, "gpu_power_draw"), _col(samples, "gpu_energy_counter_j")
+    per_gpu = [(t[sel], power[sel], counter[sel])
+               for sel in (gpu_index == g for g in pd.unique(gpu_index))]
+    return energy.gpu_energy_j(per_gpu, GPU_UNMEASURED_REASON)
 
 
 def _cpu_energy(t: np.ndarray, samples: pd.DataFrame, estimate_method: str | None
                 ) -> tuple[float, str]:
-    rapl = energy.counter_energy_j(_col(samples, "cpu_energy_counter_j"))
-    if np.isfinite(rapl):
-        return rapl, "rapl"
-    est = energy.trapezoid_energy_j(t, _col(samples, "cpu_power_w"))
-    if np.isfinite(est):
-        return est, estimate_method or "estimate:unspecified"
-    return float("nan"), CPU_UNMEASURED
+    return energy.cpu_energy_j(t, _col(samples, "cpu_energy_counter_j"),
+                               _col(samples, "cpu_power_w"), estimate_method,
+                               CPU_UNMEASURED_REASON)
 
 
 def _ram_energy(t: np.ndarray, samples: pd.DataFrame) -> tuple[float, str]:
     rss = _col(samples, "process_rss_mb")
-    basis, used = ("process RSS", rss) if np.isfinite(rss).sum() >= 2 else (
-        "system RAM used", _col(samples, "memory_usage"))
-    res = energy.ram_energy_j(t, used)
-    return res.energy_j, f"{res.method}({basis})" if np.isfinite(res.energy_j) else res.method
+    basis, used_mib = (rules.PROCESS_RSS, rss) if np.isfinite(rss).sum() >= 2 else (
+        rules.SYSTEM_RAM_USED, _col(samples, "memory_usage"))
+    return energy.ram_energy_j(t, used_mib, basis, RAM_UNMEASURED_REASON)
 
 
 def _first_gpu(samples: pd.DataFrame) -> pd.DataFrame:
@@ -83,6 +68,7 @@ def summarise_run(samples: pd.DataFrame, cpu_estimate_method: str | None = None)
     one = _first_gpu(samples)
     t1 = _seconds(one)
     t = _seconds(samples)
+    duration_s = windows.run_window(t1).duration_s
     gpu_j, gpu_method, gpu_trap_j = _gpu_energy(t, samples)
     cpu_j, cpu_method = _cpu_energy(t1, one, cpu_estimate_method)
     ram_j, ram_method = _ram_energy(t1, one)
@@ -95,7 +81,7 @@ def summarise_run(samples: pd.DataFrame, cpu_estimate_method: str | None = None)
     power = _col(one, "gpu_power_draw")
     return {
         "start_utc": one["time_utc"].iloc[0],
-        "duration_s": float(t1[-1] - t1[0]) if len(t1) else float("nan"),
+        "duration_s": duration_s,
         "n_samples": len(one),
         "sampling_period_s": float(np.median(np.diff(t1))) if len(t1) > 1 else float("nan"),
         "gpu_energy_j": gpu_j,
@@ -119,8 +105,7 @@ def summarise_run(samples: pd.DataFrame, cpu_estimate_method: str | None = None)
         "gpu_temperature_mean_c": _nanmean(one, "gpu_temperature"),
         "cpu_usage_mean_pct": _nanmean(one, "cpu_usage"),
         "ram_used_mean_mb": _nanmean(one, "memory_usage"),
-        "device_power_mean_w": energy_j / float(t1[-1] - t1[0])
-        if len(t1) > 1 and t1[-1] > t1[0] else np.nan,
+        "device_power_mean_w": energy_j / duration_s if duration_s > 0 else np.nan,
     }
 
 
@@ -149,24 +134,20 @@ def epoch_table(samples: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     rows = []
     for run_id, ev in events.groupby("run_id", sort=True):
-        run = samples[samples["run_id"] == run_id]
-        run = _first_gpu(run)
-        if run.empty:
+        run = _first_gpu(samples[samples["run_id"] == run_id])
+        pairs = windows.epoch_event_pairs(ev["event"], ev["epoch"])
+        if run.empty or not pairs:
             continue
         t = _seconds(run)
-        starts = ev[ev["event"] == "epoch_start"].set_index("epoch")
-        ends = ev[ev["event"] == "epoch_end"].set_index("epoch")
-        both = starts.index.intersection(ends.index)
-        if both.empty:
-            continue
-        t0 = _event_seconds(starts.loc[both, "time_utc"])
-        t1 = _event_seconds(ends.loc[both, "time_utc"])
+        ev_t = _event_seconds(ev["time_utc"])
+        epochs, i0, i1 = (np.array(x) for x in zip(*pairs, strict=True))
+        t0, t1 = ev_t[i0], ev_t[i1]
         e = energy.window_energies_j(t, _col(run, "device_power_w"), t0, t1)
         g = energy.window_energies_j(t, _col(run, "gpu_power_draw"), t0, t1)
-        for k, ep in enumerate(both):
-            info = ends.loc[ep]
+        for k, ep in enumerate(epochs):
+            info = ev.iloc[i1[k]]
             rows.append({
-                "run_id": run_id, "epoch": int(ep), "start_utc": starts.loc[ep, "time_utc"],
+                "run_id": run_id, "epoch": int(ep), "start_utc": ev["time_utc"].iloc[i0[k]],
                 "duration_s": float(t1[k] - t0[k]), "energy_j": float(e[k]),
                 "gpu_energy_j": float(g[k]),
                 "power_mean_w": float(e[k] / (t1[k] - t0[k])) if t1[k] > t0[k] else np.nan,
@@ -177,4 +158,4 @@ def epoch_table(samples: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
 
 
 def _event_seconds(times: pd.Series) -> np.ndarray:
-    return times.astype("datetime64[ms, UTC]").astype("int64").to_numpy() / 1e3
+    return times.astype("datetime64[ms, UTC]").astype("int64").to_numpy() / MS_PER_S

@@ -1,9 +1,9 @@
-"""Group comparisons and correlations for the trade-off analysis (METHODS §6).
+"""Group comparisons and correlations for the trade-off analysis (docs/methods.md#trade-offs).
 
 Every function returns a tidy ``pandas.DataFrame`` (one row per group, pair or model term) built
 from scipy, statsmodels, pingouin and scikit-posthocs; nothing here reads or writes files.
 
-The battery run by :func:`compare_groups`, in the METHODS order:
+The battery run by :func:`compare_groups`, in the order of docs/methods.md#trade-offs:
 
 1. Shapiro–Wilk per group (:func:`shapiro_by_group`).
 2. Levene, median-centred (Brown–Forsythe variant, robust to non-normality) (:func:`levene`).
@@ -353,8 +353,9 @@ class ComparisonResult:
 
 def compare_groups(df: pd.DataFrame, value: str, group: str, alpha: float = 0.05
                    ) -> ComparisonResult:
-    """Run the METHODS §6 battery on ``value`` across the groups of ``group`` (see the module
-    docstring for the path rule and edge cases). Raises ``ValueError`` with fewer than 2 groups."""
+    """Run the docs/methods.md#trade-offs battery on ``value`` across the groups of ``group``
+    (see the module docstring for the path rule and edge cases). Raises ``ValueError`` with fewer
+    than 2 groups."""
     data, dropped = _clean(df, value, group)
     groups = _groups(data, value, group)
     _require_two_groups(groups, value, group)

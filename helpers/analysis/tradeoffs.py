@@ -1,17 +1,18 @@
-"""Energy vs correctness trade-offs across architectures and environments (METHODS §6).
+"""Energy vs correctness trade-offs across architectures and environments
+(docs/methods.md#trade-offs).
 
-Inputs are per-run tables with :data:`helpers.core.schema.RUN_COLUMNS` (``processed/runs.parquet``).
-Energy is normalised per image seen (``energy_per_image_j`` = energy_j / images_seen, J) and time
-per image (``time_per_image_s``, s). Group statistics are medians with the interquartile range,
-because the per-group distributions are skewed and the battery in :mod:`helpers.analysis.stats` is rank
-based whenever normality fails.
+Inputs are per-run tables with :data:`helpers.core.schema.RUN_COLUMNS`
+(``processed/runs.parquet``). Energy is normalised per image seen (``energy_per_image_j`` =
+energy_j / images_seen, J) and time per image (``time_per_image_s``, s). Group statistics are
+medians with the interquartile range, because the per-group distributions are skewed and the
+battery in :mod:`helpers.analysis.stats` is rank based whenever normality fails.
 
 Savings of architecture A against B inside one environment are computed on group medians:
 ``energy_saved_pct = 100 · (1 − median_E(A) / median_E(B))`` and
 ``f1_lost = median_F1(B) − median_F1(A)`` (positive: A is less accurate). The pair's p-values are
 the post-hoc p-values of the battery run on that environment's runs (Games–Howell or Dunn–Holm,
-whichever path :func:`helpers.analysis.stats.compare_groups` took), and δ is Cliff's δ of A against B
-(negative: A uses less energy / has lower F1).
+whichever path :func:`helpers.analysis.stats.compare_groups` took), and δ is Cliff's δ of A
+against B (negative: A uses less energy / has lower F1).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import combinations
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
 
@@ -137,8 +137,8 @@ SPEARMAN_COLUMNS = ["environment", "x", "y", "n", "rho", "p_value"]
 
 def spearman_pairs(runs: pd.DataFrame, pairs: Sequence[tuple[str, str]],
                    by: str = "environment") -> tuple[pd.DataFrame, list[str]]:
-    """:func:`helpers.analysis.stats.spearman` of each (x, y) pair per ``by`` level; a pair whose column
-    has no values is skipped with a note. Returns (table, notes)."""
+    """:func:`helpers.analysis.stats.spearman` of each (x, y) pair per ``by`` level; a pair whose
+    column has no values is skipped with a note. Returns (table, notes)."""
     parts, notes = [], []
     for x, y in pairs:
         empty = [c for c in (x, y) if runs[c].isna().all()]
@@ -210,41 +210,3 @@ def pareto_table(runs: pd.DataFrame, cost: str = "energy_per_image_j", benefit: 
         sub = med.loc[idx]
         med.loc[idx, "pareto_within"] = pareto_front(sub[cost], sub[benefit])
     return med
-
-
-def plot_pareto(ax, table: pd.DataFrame, cost: str = "energy_per_image_j", benefit: str = "f1",
-                hue: str = "environment", label: str = "architecture") -> None:
-    """Scatter group medians (one colour and marker per ``hue``), connect each hue's
-    within-group Pareto front with a step line and annotate points with ``label`` (above the
-    point for the first hue level, below for the second, ...)."""
-    palette = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
-    markers = "osD^v"
-    for i, (level, sub) in enumerate(table.groupby(hue, sort=True)):
-        col = palette[i % len(palette)]
-        ax.scatter(sub[cost], sub[benefit], s=16, color=col, marker=markers[i % len(markers)],
-                   label=str(level), zorder=3)
-        front = sub[sub["pareto_within"]].sort_values(cost)
-        ax.step(front[cost], front[benefit], where="post", color=col, lw=0.8, alpha=0.7)
-        dy = 3 if i % 2 == 0 else -7
-        for _, r in sub.iterrows():
-            ax.annotate(str(r[label]), (r[cost], r[benefit]), fontsize=5, color=col,
-                        xytext=(2, dy), textcoords="offset points")
-    ax.set_xlabel(TRADEOFF_VARIABLES.get(cost, cost) + ", median")
-    ax.set_ylabel(TRADEOFF_VARIABLES.get(benefit, benefit) + ", median")
-    ax.legend(title=hue, frameon=False, loc="lower right", title_fontsize=7)
-
-
-def plot_interaction(ax, runs: pd.DataFrame, value: str = "energy_per_image_j",
-                     x: str = "environment", trace: str = "architecture",
-                     legend: bool = True) -> None:
-    """Interaction plot: median ``value`` per ``x`` level, one line per ``trace`` level."""
-    med = runs.groupby([trace, x], sort=True)[value].median().unstack(x)
-    for level, row in med.iterrows():
-        ax.plot(range(len(row)), row.to_numpy(), marker="o", ms=3, lw=1, label=str(level))
-    ax.set_xticks(range(med.shape[1]), [str(c) for c in med.columns])
-    ax.set_xlim(-0.3, med.shape[1] - 0.7)
-    ax.set_xlabel(x)
-    ax.set_ylabel(TRADEOFF_VARIABLES.get(value, value) + ", median")
-    if legend:
-        ax.legend(title=trace, frameon=False, fontsize=6, title_fontsize=7,
-                  loc="center left", bbox_to_anchor=(1.0, 0.5))

@@ -10,18 +10,19 @@ A grid is architectures x one environment label x repetitions. :func:`plan_grid`
    warns);
 2. per run: waits ``cooldown_s`` (not before the first), starts
    ``python -m helpers.collect.grid run --spec <json> --run-dir <dir>`` (the child calls
-   :func:`helpers.collect.training.train_run`, or ``runner``), and waits for it. The child's output goes
-   to ``<run_dir>/process.log``. A child that dies without recording its end (SIGKILL, OOM,
-   ``os._exit``) leaves ``metadata.json`` saying ``running`` or nothing at all; the parent then
-   writes ``status: 'failed: return code N'`` and ``return_code: N`` (plus header-only
-   ``samples.csv``/``events.csv`` if the child never created them) and goes on;
+   :func:`helpers.collect.training.train_run`, or ``runner``), and waits for it. The child's
+   output goes to ``<run_dir>/process.log``. A child that dies without recording its end
+   (SIGKILL, OOM, ``os._exit``) leaves ``metadata.json`` saying ``running`` or nothing at all;
+   the parent then writes ``status: 'failed: return code N'`` and ``return_code: N`` (plus
+   header-only ``samples.csv``/``events.csv`` if the child never created them) and goes on;
 3. appends one row per run to ``<raw_root>/emissions.csv`` with CodeCarbon's column names
    (:data:`CODECARBON_COLUMNS`) followed by :data:`EXTRA_COLUMNS`.
 
-Energy in ``emissions.csv`` (a small integration of the run's own samples, independent of the
-analysis stages) covers the *training window*, from ``warmup_start`` (else the first
-``epoch_start``) to the last ``epoch_end`` (else the last sample); the idle baseline and model
-set-up are outside it. Per component, with its method in a ``*_energy_method`` column:
+Energy in ``emissions.csv`` (the run's own samples integrated with the same functions and rules
+as the clean stage's run table, :mod:`helpers.core.energy` and :mod:`helpers.core.rules`) covers
+the *training window* (:func:`helpers.core.windows.training_window`), from ``warmup_start`` (else
+the first ``epoch_start``) to the last ``epoch_end`` (else the last sample); the idle baseline and
+model set-up are outside it. Per component, with its method in a ``*_energy_method`` column:
 
 * GPU: NVML counter difference at the window edges where every GPU has readings covering them
   (``nvml_counter``), else the trapezoid of ``gpu_power_w`` on the real time stamps, cut at the
@@ -30,7 +31,8 @@ set-up are outside it. Per component, with its method in a ``*_energy_method`` c
   that was present but not measured: empty.
 * CPU: RAPL counter difference (``rapl``), else the trapezoid of ``cpu_power_estimate_w`` with
   the sampler's estimate method (``estimate:tdp_x_utilisation(tdp_w=...)``); else empty.
-* RAM: 0.3725 W/GB x process RSS (Green Algorithms), RSS MiB -> GB (1 MiB = 1.048576e-3 GB).
+* RAM: 0.3725 W/GB x process RSS (Green Algorithms), RSS MiB -> GB (1 MiB = 1.048576e-3 GB),
+  method ``model:0.3725W_per_GB(process RSS)``.
 
 Powers are window means (energy / duration; CodeCarbon writes its last reading instead).
 ``energy_consumed`` is the sum of the components, empty if a present component is unmeasured.
@@ -61,20 +63,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
-from helpers.core import energy
+from helpers.core import energy, rules, windows
+from helpers.core.datasets import project_root
 from helpers.core.errors import InputFormatError
 from helpers.core.io import write_json, write_text
+from helpers.core.units import DEFAULT_CARBON_INTENSITY_G_PER_KWH, G_PER_KG, J_PER_KWH
 
 if TYPE_CHECKING:  # helpers.collect.training imports torch: only the functions that train need it
     from helpers.collect.training import RunSpec
 
-J_PER_KWH = 3.6e6
-#: Green Algorithms' memory power (W per GB); METHODS.md section 4.
-RAM_W_PER_GB = 0.3725
-GB_PER_MIB = 2**20 / 1e9
 EMISSIONS_FILE = "emissions.csv"
 GRID_FILE = "grid.json"
 LOG_FILE = "process.log"
@@ -152,7 +151,7 @@ class GridConfig:
     architecture_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     warmup_s: float = 5.0
     cooldown_s: float = 2.0
-    carbon_intensity_g_per_kwh: float = 232.0
+    carbon_intensity_g_per_kwh: float = DEFAULT_CARBON_INTENSITY_G_PER_KWH
     sampler_kwargs: dict[str, Any] = field(default_factory=dict)
     project_name: str = "collected"
     experiment_id: str = ""
@@ -164,11 +163,22 @@ class GridConfig:
     region: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
+        """JSON-ready dict. ``raw_root`` is written relative to the project root
+        (``data_inputs/<dataset>/raw``), or as ``.`` (the folder holding ``grid.json``) when it
+        lies outside the project: no absolute path of the machine goes into the file."""
         out = asdict(self)
-        out["raw_root"] = str(self.raw_root)
+        out["raw_root"] = portable_raw_root(self.raw_root)
         out["architectures"] = list(self.architectures)
         return out
+
+
+def portable_raw_root(raw_root: str | os.PathLike[str]) -> str:
+    """``raw_root`` as recorded in ``grid.json``: a POSIX path relative to the project root, or
+    ``.`` for a folder outside the project."""
+    root = project_root()
+    path = Path(raw_root)
+    path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else "."
 
 
 @dataclass(frozen=True)
@@ -358,36 +368,16 @@ def finalise_metadata(run_dir: Path, spec: RunSpec, return_code: int) -> dict[st
 
 
 # -- energy of a run ---------------------------------------------------------------------------
-def training_window(samples: pd.DataFrame, events: pd.DataFrame) -> tuple[float, float, str]:
-    """(start s, end s, description) of the training window on the ``monotonic_s`` clock."""
-    t = samples["monotonic_s"].to_numpy(dtype=float)
-    ev = events.set_index("event")["monotonic_s"] if len(events) else pd.Series(dtype=float)
-    starts = [e for e in ("warmup_start", "epoch_start") if e in ev.index]
-    start_name = starts[0] if starts else "run_start"
-    t0 = float(np.min(ev.loc[[start_name]])) if start_name in ev.index else float(t[0])
-    if "epoch_end" in ev.index:
-        t1, end_name = float(np.max(ev.loc[["epoch_end"]])), "last epoch_end"
-    else:
-        t1, end_name = float(t[-1]), "last sample"
-    return t0, t1, f"{start_name} to {end_name}"
-
-
-def _gpu_energy_j(samples: pd.DataFrame, t0: float, t1: float, has_gpu: bool
+def _gpu_energy_j(samples: pd.DataFrame, window: windows.Window | None, has_gpu: bool
                   ) -> tuple[float, str]:
     if not has_gpu:
-        return 0.0, "none: no GPU in the run"
+        return 0.0, rules.NO_GPU
     gpu = samples[samples["gpu_index"].notna()]
-    counters, traps = [], []
-    for _, g in gpu.groupby("gpu_index"):
-        t = g["monotonic_s"].to_numpy(dtype=float)
-        counter = g["gpu_energy_counter_j"].to_numpy(float)
-        counters.append(energy.window_counter_j(t, counter, t0, t1))
-        traps.append(energy.window_trapezoid_j(t, g["gpu_power_w"].to_numpy(float), t0, t1))
-    if counters and all(math.isfinite(c) for c in counters):
-        return sum(counters), "nvml_counter"
-    if traps and all(math.isfinite(x) for x in traps):
-        return sum(traps), "trapezoid"
-    return math.nan, "unmeasured: no GPU power samples covering the training window"
+    per_gpu = [(g["monotonic_s"].to_numpy(float), g["gpu_power_w"].to_numpy(float),
+                g["gpu_energy_counter_j"].to_numpy(float)) for _, g in gpu.groupby("gpu_index")]
+    reason = f"no GPU power samples covering the {'run' if window is None else 'training'} window"
+    energy_j, method, _ = energy.gpu_energy_j(per_gpu, reason, window)
+    return energy_j, method
 
 
 def _host_rows(samples: pd.DataFrame) -> pd.DataFrame:
@@ -395,42 +385,40 @@ def _host_rows(samples: pd.DataFrame) -> pd.DataFrame:
     return samples.drop_duplicates("monotonic_s", keep="first")
 
 
-def _cpu_energy_j(host: pd.DataFrame, t0: float, t1: float, estimate_method: str
-                  ) -> tuple[float, str]:
-    t = host["monotonic_s"].to_numpy(dtype=float)
-    rapl = energy.window_counter_j(t, host["cpu_energy_counter_j"].to_numpy(float), t0, t1)
-    if math.isfinite(rapl):
-        return rapl, "rapl"
-    est = energy.window_trapezoid_j(t, host["cpu_power_estimate_w"].to_numpy(float), t0, t1)
-    if math.isfinite(est):
-        return est, estimate_method
-    return math.nan, "unmeasured: no RAPL readings or CPU power estimate in the window"
+def _cpu_energy_j(host: pd.DataFrame, window: windows.Window | None,
+                  estimate_method: str | None) -> tuple[float, str]:
+    return energy.cpu_energy_j(
+        host["monotonic_s"].to_numpy(dtype=float), host["cpu_energy_counter_j"].to_numpy(float),
+        host["cpu_power_estimate_w"].to_numpy(float), estimate_method,
+        "no RAPL readings or CPU power estimate in the window", window)
 
 
-def _ram_energy_j(host: pd.DataFrame, t0: float, t1: float) -> tuple[float, str]:
-    t = host["monotonic_s"].to_numpy(dtype=float)
-    power = host["process_rss_mb"].to_numpy(float) * GB_PER_MIB * RAM_W_PER_GB
-    energy_j = energy.window_trapezoid_j(t, power, t0, t1)
-    if math.isfinite(energy_j):
-        return energy_j, f"model:{RAM_W_PER_GB}W_per_GB_of_process_rss"
-    return math.nan, "unmeasured: no process RSS samples in the window"
+def _ram_energy_j(host: pd.DataFrame, window: windows.Window | None) -> tuple[float, str]:
+    return energy.ram_energy_j(
+        host["monotonic_s"].to_numpy(dtype=float), host["process_rss_mb"].to_numpy(float),
+        rules.PROCESS_RSS, "no process RSS samples in the window", window)
 
 
-def _unmeasured(meta: dict[str, Any], reason: str) -> dict[str, Any]:
+def _unmeasured(meta: dict[str, Any], why: str) -> dict[str, Any]:
+    reason = rules.unmeasured(why)
     return {"metadata": meta, "duration_s": math.nan, "energy_window": reason,
             "gpu_energy_j": math.nan, "gpu_energy_method": reason,
             "cpu_energy_j": math.nan, "cpu_energy_method": reason,
             "ram_energy_j": math.nan, "ram_energy_method": reason}
 
 
-def run_energy(run_dir: Path) -> dict[str, Any]:
-    """Training-window energies (J) of one run folder, with methods.
+def run_energy(run_dir: Path, window: str = "training") -> dict[str, Any]:
+    """Energies (J) of one run folder over its ``'training'`` window (``emissions.csv``) or its
+    ``'run'`` window (first to last sample, each series over its own samples, as in the clean
+    stage's run table), with methods; both windows are defined in :mod:`helpers.core.windows`.
 
     Keys: ``metadata``, ``duration_s``, ``energy_window``, ``{gpu,cpu,ram}_energy_j``,
     ``{gpu,cpu,ram}_energy_method``. Energies are NaN where unmeasured, with the reason as the
     method: fewer than two samples, an empty window, or run files the reader rejects (then
     ``metadata`` is what ``metadata.json`` holds, if readable).
     """
+    if window not in ("training", "run"):
+        raise ValueError(f"window must be 'training' or 'run', got {window!r}")
     from helpers.core.raw_format import METADATA_FILE
     from helpers.readers.project import read_run
 
@@ -441,20 +429,23 @@ def run_energy(run_dir: Path) -> dict[str, Any]:
             meta = json.loads((Path(run_dir) / METADATA_FILE).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             meta = {}
-        return _unmeasured(meta, f"unmeasured: unreadable run files: {err}")
+        return _unmeasured(meta, f"unreadable run files: {err}")
     meta, samples = run.metadata, run.samples
     if len(samples) < 2:
-        return _unmeasured(meta, "unmeasured: fewer than two samples")
-    t0, t1, window = training_window(samples, run.events)
-    if t1 <= t0:
-        return _unmeasured(meta, f"unmeasured: empty training window ({window})")
+        return _unmeasured(meta, "fewer than two samples")
+    t = samples["monotonic_s"]
+    span = (windows.run_window(t) if window == "run" else
+            windows.training_window(run.events["event"], run.events["monotonic_s"], t))
+    if span.duration_s <= 0:
+        return _unmeasured(meta, f"empty {window} window ({span.label})")
     has_gpu = bool(meta.get("gpus")) or bool(samples["gpu_index"].notna().any())
     host = _host_rows(samples)
-    estimate = (meta.get("cpu_power") or {}).get("estimate_method") or "estimate"
-    gpu_j, gpu_m = _gpu_energy_j(samples, t0, t1, has_gpu)
-    cpu_j, cpu_m = _cpu_energy_j(host, t0, t1, estimate)
-    ram_j, ram_m = _ram_energy_j(host, t0, t1)
-    return {"metadata": meta, "duration_s": t1 - t0, "energy_window": window,
+    estimate = (meta.get("cpu_power") or {}).get("estimate_method")
+    cut = None if window == "run" else span  # see helpers.core.windows
+    gpu_j, gpu_m = _gpu_energy_j(samples, cut, has_gpu)
+    cpu_j, cpu_m = _cpu_energy_j(host, cut, estimate)
+    ram_j, ram_m = _ram_energy_j(host, cut)
+    return {"metadata": meta, "duration_s": span.duration_s, "energy_window": span.label,
             "gpu_energy_j": gpu_j, "gpu_energy_method": gpu_m,
             "cpu_energy_j": cpu_j, "cpu_energy_method": cpu_m,
             "ram_energy_j": ram_j, "ram_energy_method": ram_m}
@@ -480,7 +471,7 @@ def emissions_row(run_dir: Path, config: GridConfig, return_code: int) -> dict[s
     duration = e["duration_s"]
     parts = [e["gpu_energy_j"], e["cpu_energy_j"], e["ram_energy_j"]]
     total_j = sum(parts)  # NaN if any component is unmeasured (no GPU counts as 0)
-    emissions_kg = _kwh(total_j) * config.carbon_intensity_g_per_kwh / 1000.0
+    emissions_kg = _kwh(total_j) * config.carbon_intensity_g_per_kwh / G_PER_KG
     gpu_names = [g.get("name", "") for g in gpus]
     gpu_model = f"{len(gpu_names)} x {gpu_names[0]}" if gpu_names else ""
     ended = meta.get("ended_utc") or datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -579,7 +570,7 @@ def runs_table(raw_root: Path) -> pd.DataFrame:
     for part in ("gpu", "cpu", "ram"):
         out[f"{part}_energy_j"] = df[f"{part}_energy"] * J_PER_KWH
     out["energy_consumed_j"] = df["energy_consumed"] * J_PER_KWH
-    out["emissions_g"] = df["emissions"] * 1000.0
+    out["emissions_g"] = df["emissions"] * G_PER_KG
     out["accuracy"], out["f1"] = df["accuracy"], df["f1"]
     out["cpu_energy_method"] = df["cpu_energy_method"]
     return out

@@ -14,15 +14,16 @@ loses at most the last ``flush_every_s`` of samples. :meth:`Sampler.mark` takes 
 the phase edge itself, including the slow GPU energy counter (about 3 ms per read on an H100), which
 otherwise is read every ``counter_period_s``. An edge within ``counter_reuse_s`` (10 ms) of the last
 counter read reuses that reading: back-to-back marks (``epoch_end`` then ``epoch_start``) cost one
-read, and the counter, which moves every 100 ms, is no staler than the reading's few ms (METHODS.md
-section 9). With GPUs, readings other than power and energy (GPU temperature, clock, memory, the
-1-s average; host CPU %, RSS, RAM) are taken once per ``slow_period_s`` (1 s) and at phase edges,
-which keeps the sampler's CPU time per 100-ms tick to the instant-power and utilisation reads
-(docs/gpu-measurements.md). A failing GPU read gives a *gap row* (GPU fields
-empty, ``gap_reason`` set) and sampling goes on. Every exit path (:meth:`stop`, an exception or
-KeyboardInterrupt inside ``with``, SIGTERM, interpreter exit) flushes and rewrites
-``metadata.json`` with the status. While the run goes on, :meth:`Sampler.energy_so_far_j` gives its
-energy so far from the same running totals as the final summary (for online forecasts).
+read, and the counter, which moves every 100 ms, is no staler than the reading's few ms
+(docs/methods.md#gpu-measurement). With GPUs, readings other than power and energy (GPU
+temperature, clock, memory, the 1-s average; host CPU %, RSS, RAM) are taken once per
+``slow_period_s`` (1 s) and at phase edges, which keeps the sampler's CPU time per 100-ms tick
+to the instant-power and utilisation reads (docs/gpu-measurements.md). A failing GPU read gives
+a *gap row* (GPU fields empty, ``gap_reason`` set) and sampling goes on. Every exit path
+(:meth:`stop`, an exception or KeyboardInterrupt inside ``with``, SIGTERM, interpreter exit)
+flushes and rewrites ``metadata.json`` with the status. While the run goes on,
+:meth:`Sampler.energy_so_far_j` gives its energy so far from the same running totals as the final
+summary (for online forecasts).
 
 Timestamps: ``monotonic_s`` is ``time.monotonic()``; ``timestamp_ms`` is the UTC wall clock read
 once at :meth:`start` and advanced by the monotonic clock, so it never jumps backwards (NTP steps
@@ -59,6 +60,7 @@ from helpers.collect.devices.gpu import (
     package_version,
 )
 from helpers.collect.devices.nvml import NvmlBackend
+from helpers.core import rules
 from helpers.core.io import write_json
 from helpers.core.raw_format import (
     EVENT_COLUMNS,
@@ -97,7 +99,7 @@ class SamplerSummary:
     cpu_energy_rapl_j: float
     cpu_energy_estimate_j: float  # trapezoid of cpu_power_estimate_w
     cpu_energy_j: float
-    cpu_energy_method: str  # 'rapl' or 'estimate:tdp_x_utilisation(tdp_w=...)'
+    cpu_energy_method: str  # 'rapl', 'estimate:tdp_x_utilisation(tdp_w=...)' or 'unmeasured: ...'
     sampler_cpu_s: float  # CPU time of the sampler thread + mark() samples + final flush
     overhead_pct_of_core: float  # sampler_cpu_s / duration_s x 100
 
@@ -408,6 +410,8 @@ class Sampler:
                 break
             try:
                 with self._lock:
+                    if not math.isnan(self._t_end):  # no tick after run_end: outside the run
+                        break
                     self._sample(edge=False)
                     self._latest_is_edge = False
                 if time.monotonic() - self._last_flush >= self.flush_every_s:
@@ -538,21 +542,16 @@ class Sampler:
 
     def _gpu_energy(self, counters: tuple[float, ...],
                     traps: tuple[float, ...]) -> tuple[float, str]:
-        """All GPUs: counters where every GPU has one, else trapezoids; (J, method)."""
-        if not self._gpus:
-            return NAN, f"unmeasured: {self._backend.status}"
-        if all(math.isfinite(c) for c in counters):
-            return sum(counters), "nvml_counter"
-        if all(math.isfinite(x) for x in traps):
-            return sum(traps), "trapezoid"
-        return NAN, "unmeasured: fewer than two valid power samples on a GPU"
+        """All GPUs, by :func:`helpers.core.rules.gpu_energy_rule` on the running totals."""
+        reason = ("fewer than two valid power samples on a GPU" if self._gpus
+                  else self._backend.status)
+        return rules.gpu_energy_rule(counters, traps, reason)
 
     def _cpu_energy(self) -> tuple[float, str]:
-        """RAPL delta where readable, else the estimate's trapezoid; (J, method)."""
-        rapl_j = self._rapl.delta
-        if math.isfinite(rapl_j):
-            return rapl_j, "rapl"
-        return self._cpu_trap.value_j, self._cpu.estimate_method
+        """By :func:`helpers.core.rules.cpu_energy_rule` on the running totals."""
+        return rules.cpu_energy_rule(self._rapl.delta, self._cpu_trap.value_j,
+                                     self._cpu.estimate_method,
+                                     "fewer than two valid CPU power estimates and no RAPL")
 
     def _energy_so_far(self) -> tuple[float, str]:
         """:meth:`energy_so_far_j` from the running totals (caller holds ``_lock``)."""
@@ -564,10 +563,7 @@ class Sampler:
             energy_j, method = self._cpu_energy()
             component = "cpu"
         if math.isnan(energy_j):
-            reason = method.removeprefix("unmeasured: ")
-            if component == "cpu":
-                reason = "fewer than two valid CPU power estimates and no RAPL"
-            return NAN, f"unmeasured: {component}: {reason}"
+            return NAN, rules.unmeasured(f"{component}: {rules.unmeasured_reason(method)}")
         return energy_j, f"{component}/{method}"
 
     def _summarise(self, status: str, return_code: int | None) -> SamplerSummary:

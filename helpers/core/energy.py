@@ -1,4 +1,5 @@
-"""Energy integration on real timestamps. Joules inside; kWh only for display.
+"""Energy integration on real timestamps. Joules inside; kWh only for display
+(docs/methods.md#energy).
 
 * :func:`trapezoid_energy_j` integrates power (W) over time (s) with the trapezoid rule.
 * :func:`cumulative_energy_at_j` gives the energy accumulated up to arbitrary instants, with the
@@ -6,37 +7,23 @@
   windows (epochs) sum exactly to the energy of their union (the run).
 * :func:`counter_energy_j` turns a cumulative hardware counter (NVML total energy, RAPL) into
   the energy of a window; wrap-around is handled when the counter range is given.
-* RAM has no meter: :func:`ram_energy_j` applies the Green Algorithms model (0.3725 W/GB).
+* :func:`gpu_energy_j`, :func:`cpu_energy_j` and :func:`ram_energy_j` integrate one run's arrays
+  over a window and apply the rules of :mod:`helpers.core.rules` (which measurement counts, and
+  its method tag). The grid's ``emissions.csv`` and the clean stage's run table both call them.
+
+Constants (J per kWh, W per GB of RAM, carbon intensity) live in :mod:`helpers.core.units`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.integrate import cumulative_trapezoid, trapezoid
 
-#: Green Algorithms RAM power model (W per GB of memory in use). The study used 0.375 W/GB.
-RAM_W_PER_GB = 0.3725
-#: Joules per kWh.
-J_PER_KWH = 3.6e6
-#: Carbon intensity the study used for Spain (g CO2e per kWh).
-DEFAULT_CARBON_INTENSITY_G_PER_KWH = 232.0
-
-
-@dataclass(frozen=True)
-class EnergyResult:
-    """Energy of one window with how it was obtained.
-
-    Attributes:
-        energy_j: energy (J); NaN when it could not be measured.
-        method: 'trapezoid', 'nvml_counter', 'rapl', 'model:...', or 'unmeasured: <reason>'.
-        n_samples: samples that entered the computation.
-    """
-
-    energy_j: float
-    method: str
-    n_samples: int = 0
+from helpers.core import rules
+from helpers.core.units import DEFAULT_CARBON_INTENSITY_G_PER_KWH, J_PER_KWH
+from helpers.core.windows import Window
 
 
 def _clean(time_s: np.ndarray, power_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,16 +117,55 @@ def counter_energy_j(counter_j: np.ndarray, wrap_j: float | None = None) -> floa
     return float(d.sum())
 
 
-def ram_energy_j(time_s: np.ndarray, ram_used_mb: np.ndarray,
-                 w_per_gb: float = RAM_W_PER_GB) -> EnergyResult:
-    """RAM energy (J) under the Green Algorithms model: ``w_per_gb`` × GB in use, integrated over
-    time. GB = MB / 1000 (the model's GB are decimal). Method tag names the model."""
-    power = np.asarray(ram_used_mb, dtype=float) / 1000.0 * w_per_gb
-    e = trapezoid_energy_j(time_s, power)
-    method = f"model:{w_per_gb}W_per_GB"
-    if not np.isfinite(e):
-        return EnergyResult(float("nan"), "unmeasured: fewer than two RAM samples")
-    return EnergyResult(e, method, int(np.isfinite(power).sum()))
+def _power_j(t: np.ndarray, power_w: np.ndarray, window: Window | None) -> float:
+    """Trapezoid (J) of ``power_w`` over ``window``, or over its own valid samples (None)."""
+    if window is None:
+        return trapezoid_energy_j(t, power_w)
+    return window_trapezoid_j(t, power_w, window.start_s, window.end_s)
+
+
+def _counter_j(t: np.ndarray, counter_j: np.ndarray, window: Window | None) -> float:
+    """Counter difference (J) over ``window``, or first to last reading (None)."""
+    if window is None:
+        return counter_energy_j(counter_j)
+    return window_counter_j(t, counter_j, window.start_s, window.end_s)
+
+
+def gpu_energy_j(per_gpu: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                 unmeasured_reason: str, window: Window | None = None,
+                 ) -> tuple[float, str, float]:
+    """(energy J, method, trapezoid J) of a run's GPUs (:func:`helpers.core.rules.gpu_energy_rule`).
+
+    ``per_gpu``: one ``(time s, power W, energy counter J)`` triple of arrays per GPU (NaN where
+    not read). ``window``: integrate over it, with counters interpolated and power cut at its edges
+    (a series not covering it gives NaN); ``None``: each series over its own valid samples (first
+    to last). The trapezoid total is returned beside the chosen energy as a check (NaN unless
+    every GPU has one)."""
+    counters = [_counter_j(t, c, window) for t, _, c in per_gpu]
+    traps = [_power_j(t, p, window) for t, p, _ in per_gpu]
+    energy_j, method = rules.gpu_energy_rule(counters, traps, unmeasured_reason)
+    trap_j = sum(traps) if traps and np.all(np.isfinite(traps)) else float("nan")
+    return energy_j, method, trap_j
+
+
+def cpu_energy_j(time_s: np.ndarray, rapl_counter_j: np.ndarray, estimate_power_w: np.ndarray,
+                 estimate_method: str | None, unmeasured_reason: str,
+                 window: Window | None = None) -> tuple[float, str]:
+    """(energy J, method) of the CPU, by :func:`helpers.core.rules.cpu_energy_rule`: RAPL counter
+    (J) difference, else the trapezoid of ``estimate_power_w`` (W) tagged ``estimate_method``.
+    ``time_s``: one row per sampling instant; ``window`` as in :func:`gpu_energy_j`."""
+    rapl_j = _counter_j(time_s, np.asarray(rapl_counter_j, dtype=float), window)
+    estimate_j = _power_j(time_s, np.asarray(estimate_power_w, dtype=float), window)
+    return rules.cpu_energy_rule(rapl_j, estimate_j, estimate_method, unmeasured_reason)
+
+
+def ram_energy_j(time_s: np.ndarray, used_mib: np.ndarray, basis: str, unmeasured_reason: str,
+                 window: Window | None = None) -> tuple[float, str]:
+    """(energy J, method) of RAM: the trapezoid of :func:`helpers.core.rules.ram_power_w` of
+    ``used_mib`` (MiB in use; ``basis`` names what, e.g. ``rules.PROCESS_RSS``), tagged by
+    :func:`helpers.core.rules.ram_energy_rule`. ``window`` as in :func:`gpu_energy_j`."""
+    power_w = rules.ram_power_w(np.asarray(used_mib, dtype=float))
+    return rules.ram_energy_rule(_power_j(time_s, power_w, window), basis, unmeasured_reason)
 
 
 def j_to_kwh(energy_j: float | np.ndarray) -> float | np.ndarray:

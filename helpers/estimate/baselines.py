@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers.core.energy import RAM_W_PER_GB
+from helpers.core.units import DEFAULT_CPU_TDP_W_PER_CORE, RAM_W_PER_GB
 from helpers.estimate.common import nonnegative_array, scalar_or_array
-
-#: Green Algorithms' default CPU power per core when the model is unknown ("Any" CPU, W/core).
-CPU_W_PER_CORE_DEFAULT = 12.0
 
 
 def ml_co2_impact_energy_j(duration_s, tdp_w, pue: float = 1.0) -> float | np.ndarray:
@@ -29,7 +26,7 @@ def green_algorithms_energy_j(
     gpu_usage,
     ram_gb=0.0,
     cpu_cores=0.0,
-    cpu_w_per_core: float = CPU_W_PER_CORE_DEFAULT,
+    cpu_w_per_core: float = DEFAULT_CPU_TDP_W_PER_CORE,
     cpu_usage=1.0,
     pue: float = 1.0,
 ) -> float | np.ndarray:

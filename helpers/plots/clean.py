@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from helpers.core.energy import J_PER_KWH
+from helpers.core.units import J_PER_KWH
 from helpers.plots.style import figure
 
 

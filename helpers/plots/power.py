@@ -1,9 +1,13 @@
-"""Figures of the power-behaviour stage (notebook 05); numbers come from :mod:`helpers.analysis.power`."""
+"""Figures of the power-behaviour stage (notebook 05); numbers come from
+:mod:`helpers.analysis.power`."""
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+from helpers.plots.style import figure
 
 
 def plot_power_vs_usage(ax, runs: pd.DataFrame, fits: pd.DataFrame,
@@ -111,3 +115,51 @@ def plot_sensitivity(axes, sens: pd.DataFrame, err_table: pd.DataFrame,
     axes[1].set_ylabel("|error| of Ê (%), median")
     axes[1].legend(frameon=False, fontsize=6)
     return has_estimate
+
+
+def power_vs_usage_figure(runs: pd.DataFrame, fits: pd.DataFrame) -> plt.Figure:
+    """One column: :func:`plot_power_vs_usage`."""
+    fig, ax = figure("column", aspect=0.75)
+    plot_power_vs_usage(ax, runs, fits)
+    return fig
+
+
+def power_limit_ratio_figure(samples: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
+    """One panel per GPU, shared y axis: :func:`plot_power_limit_ratio`."""
+    gpus = sorted(samples["gpu_name"].dropna().unique())
+    fig, axes = figure("page", aspect=0.3, ncols=len(gpus), sharey=True, squeeze=False)
+    plot_power_limit_ratio(axes[0], samples, runs)
+    fig.tight_layout()
+    return fig
+
+
+def stabilisation_figure(stab: pd.DataFrame, stab_epochs: pd.DataFrame) -> plt.Figure:
+    """:func:`plot_stabilisation`: one panel on time, a second per epoch when there are epochs."""
+    fig, axes = figure("page", aspect=0.3, ncols=2 if len(stab_epochs) else 1, squeeze=False)
+    plot_stabilisation(axes[0], stab, stab_epochs)
+    fig.tight_layout()
+    return fig
+
+
+def timeseries_figure(samples: pd.DataFrame, run_ids: list[str], power_col: str,
+                      stabilisation_s: pd.Series, ncols: int = 2) -> plt.Figure:
+    """:func:`plot_timeseries` of each run in ``run_ids``, ``ncols`` per row, with its
+    stabilisation point (s; ``stabilisation_s`` indexed by run_id)."""
+    nrows = int(np.ceil(len(run_ids) / ncols))
+    fig, axes = figure("page", aspect=0.22 * nrows, nrows=nrows, ncols=ncols, squeeze=False)
+    for ax, run_id in zip(axes.flat, run_ids, strict=False):
+        plot_timeseries(ax, samples[samples["run_id"] == run_id], power_col,
+                        stabilisation_s.get(run_id), title=run_id)
+    for ax in list(axes.flat)[len(run_ids):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def sensitivity_figure(sens: pd.DataFrame, err_table: pd.DataFrame,
+                       stabilisation_median_s: float) -> tuple[plt.Figure, bool]:
+    """Two panels: :func:`plot_sensitivity`; returns (figure, whether an estimate exists)."""
+    fig, axes = figure("page", aspect=0.32, ncols=2)
+    has_estimate = plot_sensitivity(axes, sens, err_table, stabilisation_median_s)
+    fig.tight_layout()
+    return fig, has_estimate

@@ -1,4 +1,5 @@
-"""Reader for CodeCarbon ``emissions.csv`` files (METHODS §2c) into the per-run schema.
+"""Reader for CodeCarbon ``emissions.csv`` files (docs/methods.md#raw-formats) into the per-run
+schema.
 
 CodeCarbon writes one row per tracked run: ``timestamp`` (when the row was written, i.e. the end
 of tracking; ISO text, usually without a timezone), ``duration`` (s), ``emissions`` (kg CO2e),
@@ -48,10 +49,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from helpers.core import units
 from helpers.core.errors import InputFormatError
 from helpers.core.schema import RUN_COLUMNS
+from helpers.core.units import J_PER_KWH
 
-J_PER_KWH = 3.6e6
 #: Columns every CodeCarbon emissions.csv has (since v2).
 REQUIRED_COLUMNS = ("timestamp", "duration", "emissions", "cpu_energy", "gpu_energy",
                     "ram_energy", "energy_consumed")
@@ -217,7 +219,7 @@ def _run_record(row: dict, dataset: str, environment: str | None, path: Path) ->
         "gpu_usage_mean": row.get("gpu_utilization_percent", math.nan) / 100,
         "gpu_memory_usage_mean": math.nan, "gpu_temperature_mean_c": math.nan,
         "cpu_usage_mean_pct": row.get("cpu_utilization_percent", math.nan),
-        "ram_used_mean_mb": row.get("ram_used_gb", math.nan) * 1024,
+        "ram_used_mean_mb": row.get("ram_used_gb", math.nan) * units.MIB_PER_GIB,
         "batch_size": _extra(row, "batch_size"), "gflops": gflops,
         "params": _extra(row, "params"), "train_size": train_size, "epochs": epochs,
         "images_seen": images, "accuracy": _extra(row, "accuracy"), "f1": _extra(row, "f1"),

@@ -1,14 +1,15 @@
-"""Reader of the project's own raw run folders (written by :class:`helpers.collect.sampler.Sampler`).
+"""Reader of the project's own raw run folders (written by
+:class:`helpers.collect.sampler.Sampler`).
 
 Format: docs/raw-format.md. A run folder ``<raw_root>/<environment>/<architecture>/<run:03d>/``
 holds ``samples.csv``, ``events.csv`` and ``metadata.json``.
 
 Tolerated, with a recorded skip: a torn last line (no trailing newline), which is what a SIGKILL
 during a write leaves. Everything else that is malformed raises
-:class:`helpers.core.errors.InputFormatError` naming the file, line and column: an empty file, a header
-that is not exactly the documented one, a field count that differs from the header, a non-numeric
-value in a numeric column, a missing time stamp, time stamps going backwards, an info cell that
-is not a JSON object, or unreadable ``metadata.json``.
+:class:`helpers.core.errors.InputFormatError` naming the file, line and column: an empty file, a
+header that is not exactly the documented one, a field count that differs from the header, a
+non-numeric value in a numeric column, a missing time stamp, time stamps going backwards, an info
+cell that is not a JSON object, or unreadable ``metadata.json``.
 """
 
 from __future__ import annotations

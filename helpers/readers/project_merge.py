@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers.core import rules
 from helpers.readers import merge, project
 from helpers.readers.merge import EVENT_COLUMNS, MergeOutputs
 
@@ -48,11 +49,6 @@ METADATA_MAP = {
 }
 
 
-def process_power_method(tdp_w: float) -> str:
-    """Method tag of the process-attributed CPU power estimate."""
-    return f"estimate:tdp_x_process_utilisation(tdp_w={tdp_w:.1f})"
-
-
 def _cpu_tdp_and_cores(meta: dict) -> tuple[float, float]:
     tdp = (meta.get("cpu_power") or {}).get("tdp_w")
     cores = (meta.get("host") or {}).get("logical_cores")
@@ -81,7 +77,7 @@ def _samples(run: project.ProjectRun, run_id: str, tolerance_s: float) -> pd.Dat
     for src, (dst, scale) in COLUMN_MAP.items():
         out[dst] = pd.to_numeric(raw[src], errors="coerce").astype("float64") * scale
     tdp_w, cores = _cpu_tdp_and_cores(run.metadata)
-    out["cpu_power_w"] = tdp_w * out["process_cpu_pct"] / (100.0 * cores)
+    out["cpu_power_w"] = rules.process_cpu_power_estimate_w(tdp_w, out["process_cpu_pct"], cores)
     host = out[["cpu_usage", "memory_usage", "process_rss_mb"]].notna().any(axis=1).to_numpy()
     t = pd.to_numeric(raw["monotonic_s"], errors="coerce").to_numpy(dtype=float)
     out["cpu_match_gap_s"] = _host_gap_s(t, host, tolerance_s)
@@ -111,7 +107,7 @@ def _index_row(run: project.ProjectRun, run_id: str, env: str, arch: str, num: i
     row = {"run_id": run_id, "environment": env, "environment_name": env, "architecture": arch,
            "run": num, "status": meta.get("status", "unknown"),
            "return_code": meta.get("return_code"),
-           "cpu_energy_method": process_power_method(_cpu_tdp_and_cores(meta)[0])}
+           "cpu_energy_method": rules.process_cpu_estimate_method(_cpu_tdp_and_cores(meta)[0])}
     for key, col in METADATA_MAP.items():
         row[col] = meta.get(key, np.nan)
     if row["status"] == "running":

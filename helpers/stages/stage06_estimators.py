@@ -1,5 +1,6 @@
-"""Notebook 06 (estimator fitting) orchestration: load a dataset's processed runs, compute every
-estimator on the same runs, score them per split, and check the published numbers.
+"""Stage of notebook 06 (estimator fitting): load a dataset's processed runs, compute every
+estimator on the same runs, score them per split, and check the published numbers
+(docs/methods.md#estimators, docs/methods.md#published-numbers).
 
 Methods (columns of the estimate frames; energies in J):
 
@@ -9,7 +10,7 @@ Methods (columns of the estimate frames; energies in J):
   pseudo-epochs (prefix ``pseudo_``) when the dataset has no epoch events (seaa2023).
 * ``step_time``, ``online_power_time``: time-window estimators after observing a fraction of
   each run (suffix ``_f<percent>``), stabilisation found on the observed part only.
-* ``pre_<model>_<mode>``: PRE regressions, out-of-fold (``helpers.estimate.estimators.pre_estimates_j``).
+* ``pre_<model>_<mode>``: PRE regressions, out-of-fold (``helpers.estimate.pre.pre_estimates_j``).
 
 Splits: ``all_runs`` (methods that need no fitting, every run), ``random_<pct>pct_test`` (one
 seeded random split; every method scored on the test runs only), ``leave_one_architecture_out``
@@ -23,9 +24,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from helpers.core import datasets, gpu_specs
-from helpers.estimate import estimators as est
+from helpers.core import datasets, gpu_specs, io
+from helpers.estimate import baselines, forecaster, online, pre
 from helpers.estimate import evaluation as ev
+from helpers.plots import estimators as plots
+from helpers.stages import common
+from helpers.stages.common import Section, save_and_close
 
 #: Columns of the per-sample table the online estimators read.
 SAMPLE_COLUMNS = ["run_id", "elapsed_s", "device_power_w"]
@@ -78,7 +82,7 @@ def load_inputs(dataset: str) -> StudyInputs:
     if len(epochs):
         return StudyInputs(runs, epochs[["run_id", "epoch", "duration_s", "energy_j"]],
                            "epoch events", samples)
-    return StudyInputs(runs, est.pseudo_epoch_table(samples, runs),
+    return StudyInputs(runs, online.pseudo_epoch_table(samples, runs),
                        "pseudo-epochs (N equal time slices)", samples)
 
 
@@ -103,8 +107,8 @@ def baseline_estimates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     both indexed by run_id."""
     limit, why = power_limit_w(runs)
     out = pd.DataFrame({
-        "ml_co2_impact": est.ml_co2_impact_energy_j(runs["duration_s"], limit),
-        "green_algorithms_gpu": est.green_algorithms_energy_j(
+        "ml_co2_impact": baselines.ml_co2_impact_energy_j(runs["duration_s"], limit),
+        "green_algorithms_gpu": baselines.green_algorithms_energy_j(
             runs["duration_s"], limit, runs["gpu_usage_mean"]),
     }, index=pd.Index(runs["run_id"], name="run_id"))
     reasons = pd.DataFrame({c: why.to_numpy() for c in out.columns}, index=out.index)
@@ -120,9 +124,9 @@ def online_estimates(inputs: StudyInputs, observed_fraction: float = 0.2,
     online power after ``observed_fraction``, change-point stabilisation) estimates for every
     run: (estimates J, reasons), indexed by run_id."""
     prefix = "pseudo_" if inputs.epoch_source.startswith("pseudo") else ""
-    ep, ep_why = est.epoch_method_estimates(inputs.epochs, inputs.runs, stabilisation_epoch,
+    ep, ep_why = online.epoch_method_estimates(inputs.epochs, inputs.runs, stabilisation_epoch,
                                             window_epochs, prefix=prefix)
-    tw = est.online_fraction_estimates(inputs.samples, inputs.runs, [observed_fraction],
+    tw = online.online_fraction_estimates(inputs.samples, inputs.runs, [observed_fraction],
                                        change_point_window=change_point_window)
     tag = f"_f{round(observed_fraction * 100)}"
     tw_est = tw.pivot(index="run_id", columns="method", values="estimate_j").add_suffix(tag)
@@ -188,10 +192,10 @@ class PreResult:
 def pre_estimates(runs: pd.DataFrame, splits: list[Split], models: list[str],
                   relative_power: bool = True, seed: int = 0) -> PreResult:
     """Out-of-fold PRE estimates (J) of every model and mode for each split."""
-    feats = est.pre_training_features(runs)
+    feats = pre.pre_training_features(runs)
     res = PreResult()
     for split in splits:
-        out, fits = est.pre_estimates_j(runs, feats, split.splits, models, split.groups,
+        out, fits = pre.pre_estimates_j(runs, feats, split.splits, models, split.groups,
                                         relative_power, seed)
         res.estimates[split.name] = out.set_axis(pd.Index(runs["run_id"], name="run_id"))
         res.fits[split.name] = fits
@@ -250,7 +254,7 @@ def fraction_curve(inputs: StudyInputs, fractions: list[float], stabilisation_ep
     ('pseudo_epoch'). Returns (long estimates, MAPE table with CIs and run counts)."""
     parts = []
     for mode in ("change_point", "pseudo_epoch"):
-        long = est.online_fraction_estimates(inputs.samples, inputs.runs, fractions, mode,
+        long = online.online_fraction_estimates(inputs.samples, inputs.runs, fractions, mode,
                                              stabilisation_epoch, change_point_window)
         parts.append(long.assign(stabilisation=mode))
     long = pd.concat(parts, ignore_index=True)
@@ -264,7 +268,7 @@ def epoch_sensitivity(inputs: StudyInputs, stabilisation_epochs: list[int],
                       seed: int = 0) -> pd.DataFrame:
     """MAPE of the epoch-based online power and STEP for every (stabilisation epoch, window),
     with the mean share of the run observed, (s + w) / N."""
-    long = est.epoch_sensitivity(inputs.epochs, inputs.runs, stabilisation_epochs,
+    long = online.epoch_sensitivity(inputs.epochs, inputs.runs, stabilisation_epochs,
                                  windows_epochs)
     long = long[long["method"].isin(["online_power", "step"])]
     out = ev.grouped_mape(long, inputs.measured_j,
@@ -283,11 +287,11 @@ def time_sensitivity(inputs: StudyInputs, observed_fraction: float,
     times (s) and for change-point detection with several block windows (samples)."""
     parts = []
     for s in stabilisation_s:
-        parts.append(est.online_fraction_estimates(
+        parts.append(online.online_fraction_estimates(
             inputs.samples, inputs.runs, [observed_fraction], float(s)).assign(
             setting="fixed_s", value=float(s)))
     for w in change_point_windows:
-        parts.append(est.online_fraction_estimates(
+        parts.append(online.online_fraction_estimates(
             inputs.samples, inputs.runs, [observed_fraction], "change_point",
             change_point_window=w).assign(setting="change_point_window", value=float(w)))
     long = pd.concat(parts, ignore_index=True)
@@ -300,7 +304,7 @@ def forecast_trajectory(inputs: StudyInputs, run_id: str, **forecaster_kwargs) -
     epoch, energy_j, low_j, high_j, stable, measured_j (the run's true total)."""
     sub = inputs.epochs[inputs.epochs["run_id"] == run_id].sort_values("epoch")
     n_planned = int(inputs.runs.set_index("run_id").loc[run_id, "epochs"])
-    f = est.StepForecaster(n_planned, **forecaster_kwargs)
+    f = forecaster.StepForecaster(n_planned, **forecaster_kwargs)
     rows = [asdict(f.update(i, e)) | {"epoch": i}
             for i, e in enumerate(sub["energy_j"].to_numpy(float))]
     return pd.DataFrame(rows).assign(measured_j=inputs.measured_j[run_id])
@@ -311,7 +315,7 @@ def forecaster_coverage(inputs: StudyInputs, fractions: list[float],
     """``StepForecaster`` over every run, stopped after each fraction of its planned epochs:
     runs with a forecast (stabilisation passed), MAPE (%) of the forecast, and the share of runs
     whose measured energy lies inside the forecast interval (empirical coverage)."""
-    arrays = est.epoch_arrays(inputs.epochs)
+    arrays = online.epoch_arrays(inputs.epochs)
     measured = inputs.measured_j
     rows = []
     for frac in fractions:
@@ -321,7 +325,7 @@ def forecaster_coverage(inputs: StudyInputs, fractions: list[float],
             n_seen = min(max(int(round(frac * run.epochs)), 1), len(energies))
             if n_seen == 0:
                 continue
-            f = est.StepForecaster(int(run.epochs), **forecaster_kwargs)
+            f = forecaster.StepForecaster(int(run.epochs), **forecaster_kwargs)
             for i, e in enumerate(energies[:n_seen]):
                 fc = f.update(i, e)
             if fc.stable:
@@ -338,7 +342,8 @@ def forecaster_coverage(inputs: StudyInputs, fractions: list[float],
 # Published SEAA 2023 check
 # --------------------------------------------------------------------------------------------
 
-#: Published MAPE (%) of the baselines on the authors' processed file (369 runs), METHODS §8.
+#: Published MAPE (%) of the baselines on the authors' processed file (369 runs)
+#: (docs/methods.md#published-numbers).
 PUBLISHED_MAPE_PCT = {"ml_co2_impact": 60.7, "green_algorithms_gpu": 34.1}
 
 
@@ -355,8 +360,8 @@ def published_baselines(data_dir: str | None = None) -> tuple[pd.Series, pd.Data
     duration_s = df["training duration (h)"].to_numpy() * 3600
     limit = df["max power limit (W)"].to_numpy()
     estimates = pd.DataFrame({
-        "ml_co2_impact": est.ml_co2_impact_energy_j(duration_s, limit),
-        "green_algorithms_gpu": est.green_algorithms_energy_j(
+        "ml_co2_impact": baselines.ml_co2_impact_energy_j(duration_s, limit),
+        "green_algorithms_gpu": baselines.green_algorithms_energy_j(
             duration_s, limit, df["gpu usage (%)"].to_numpy() / 100),
     }, index=pd.Index(key, name="run_id"))
     measured = pd.Series(df["energy (MJ)"].to_numpy() * 1e6, index=estimates.index)
@@ -388,7 +393,7 @@ def published_check(errors: pd.DataFrame) -> pd.DataFrame:
 
 def acceptance(errors: pd.DataFrame, published: pd.DataFrame | None,
                fraction_curve: pd.DataFrame, observed_fraction: float = 0.2) -> pd.DataFrame:
-    """The issue's acceptance checks as a table: check, value (%), target, met."""
+    """The acceptance checks as a table: check, MAPE (%) with its CI, runs, target, met."""
     mape = errors[errors["metric"] == "mape_pct"].set_index(["split", "method"])
     rows = []
     if published is not None:
@@ -413,3 +418,192 @@ def acceptance(errors: pd.DataFrame, published: pd.DataFrame | None,
                          target, r["value"] <= limit))
     return pd.DataFrame(rows, columns=["check", "mape_pct", "ci_low", "ci_high", "n_runs",
                                        "target", "met"])
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook sections
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class FixedEstimates:
+    """Estimates (J) of the methods that need no fitting, and why a run has none (None where it
+    has one); both indexed by run_id, one column per method."""
+
+    estimates: pd.DataFrame
+    reasons: pd.DataFrame
+
+
+@dataclass
+class PreFits:
+    """The evaluation splits this dataset allows and the PRE out-of-fold estimates on them."""
+
+    splits: list[Split]
+    result: PreResult
+
+
+def setup_display() -> None:
+    """Figure style and pandas display options of notebook 06."""
+    common.setup_display(max_columns=20)
+
+
+def load(dataset: str) -> tuple[StudyInputs, Section]:
+    """:func:`load_inputs`; the section counts runs, epochs and samples, and shows the runs,
+    mean energy (MJ), duration (s) and epochs per environment × architecture."""
+    inputs = load_inputs(dataset)
+    runs = inputs.runs
+    note = (f"{len(runs)} runs, {runs['architecture'].nunique()} architectures, "
+            f"{runs['environment'].nunique()} environments; epochs: {inputs.epoch_source} "
+            f"({len(inputs.epochs)} rows); {len(inputs.samples)} power samples")
+    table = runs.groupby(["environment", "architecture"]).agg(
+        runs=("run_id", "size"), energy_mj=("energy_j", lambda e: e.mean() / 1e6),
+        duration_s=("duration_s", "mean"), epochs=("epochs", "mean"))
+    return inputs, Section([note], {"runs": table})
+
+
+def published_baselines_check(dataset: str, n_boot: int = 1000, seed: int = 0
+                              ) -> tuple[pd.DataFrame | None, Section]:
+    """For seaa2023: the baselines' errors on the authors' processed file
+    (:func:`published_errors`) and their MAPE beside the published numbers. Returns (the error
+    rows, or None for other datasets; the section)."""
+    if dataset != "seaa2023":
+        return None, Section([f"skipped: the published file holds seaa2023 runs, not {dataset}"])
+    errors = published_errors(n_boot, seed)
+    return errors, Section(tables={"published check": published_check(errors)})
+
+
+def methods_without_fitting(inputs: StudyInputs, observed_fraction: float = 0.2,
+                            stabilisation_epoch: int = 10, window_epochs: int = 5,
+                            change_point_window: int = 10) -> tuple[FixedEstimates, Section]:
+    """Baselines (:func:`baseline_estimates`) and online estimators (:func:`online_estimates`)
+    for every run; the section describes the estimates in MJ."""
+    base, base_why = baseline_estimates(inputs.runs)
+    live, live_why = online_estimates(inputs, observed_fraction, stabilisation_epoch,
+                                      window_epochs, change_point_window)
+    fixed = FixedEstimates(pd.concat([base, live], axis=1), pd.concat([base_why, live_why], axis=1))
+    return fixed, Section(tables={"estimates (MJ)": (fixed.estimates / 1e6).describe().T.round(3)})
+
+
+def _params_table(params: pd.DataFrame) -> pd.DataFrame:
+    """The distinct selected hyper-parameters per split, model and target."""
+    if not len(params):
+        return params
+    return params.groupby(["split", "model", "target"])["best_params"].agg(
+        lambda p: "; ".join(sorted({str(x) for x in p}))).reset_index()
+
+
+def pre_fits(inputs: StudyInputs, test_fraction: float = 0.3, seed: int = 0,
+             models: list[str] | None = None, relative_power: bool = True
+             ) -> tuple[PreFits, Section]:
+    """The splits (:func:`make_splits`) and PRE out-of-fold estimates of ``models`` on them
+    (:func:`pre_estimates`); the section lists the features and the selected
+    hyper-parameters."""
+    splits, split_notes = make_splits(inputs.runs, test_fraction, seed)
+    features = pre.pre_training_features(inputs.runs)
+    result = pre_estimates(inputs.runs, splits, list(models or []), relative_power, seed)
+    notes = [f"features: {list(features.X.columns)}", f"dropped: {features.dropped}",
+             *features.notes, *split_notes]
+    return PreFits(splits, result), Section(
+        notes, {"selected hyper-parameters": _params_table(result.best_params())})
+
+
+def error_table(dataset: str, inputs: StudyInputs, fixed: FixedEstimates, fits: PreFits,
+                published: pd.DataFrame | None = None, n_boot: int = 1000, seed: int = 0
+                ) -> tuple[pd.DataFrame, Section]:
+    """Score every method per split (:func:`score_all`); write the errors with the published
+    rows to ``06-estimator-errors.csv`` and figure ``06-mape-by-method``. Returns (the error
+    rows, the section with the runs left out and the MAPE / RMSE table)."""
+    scores, method_notes = score_all(inputs, fixed.estimates, fixed.reasons, fits.result,
+                                     fits.splits, n_boot, seed)
+    errors = scores.errors
+    dropped = scores.dropped.groupby(["split", "method", "reason"]).size().rename("runs")
+    report = io.write_csv(pd.concat([errors, published], ignore_index=True),
+                          datasets.output_dir(dataset, "reports") / "06-estimator-errors.csv")
+    notes = [*method_notes] or ["every method estimable for some run"]
+    wide = ev.wide_table(errors[errors["metric"].isin(["mape_pct", "rmse_kj"])])
+    return errors, Section(
+        [*notes, f"wrote {report}"],
+        {"runs left out": dropped.reset_index(), "errors": wide},
+        save_and_close(plots.mape_by_method(errors), dataset, "06-mape-by-method"))
+
+
+def predicted_vs_measured(dataset: str, inputs: StudyInputs, fixed: FixedEstimates,
+                          fits: PreFits, models: list[str], figure_model: str = "kernel_ridge"
+                          ) -> Section:
+    """Predicted against measured energy: the methods without fitting on all runs (figure
+    ``06-predicted-vs-measured``) and PRE with ``figure_model``, out-of-fold, per split and
+    mode (figure ``06-pre-predicted-vs-measured``, when that model was fitted)."""
+    arch = inputs.runs.set_index("run_id")["architecture"]
+    fig = plots.predicted_vs_measured(inputs.measured_j, fixed.estimates, hue=arch,
+                                      title="methods without fitting, all runs")
+    figures = save_and_close(fig, dataset, "06-predicted-vs-measured")
+    estimates = fits.result.estimates
+    if estimates and figure_model in models:
+        cols = {f"{split}: {mode}": estimates[split][f"pre_{figure_model}_{mode}"]
+                for split in estimates for mode in pre.PRE_MODES}
+        fig = plots.predicted_vs_measured(inputs.measured_j, pd.DataFrame(cols), hue=arch,
+                                          ncols=3, title=f"PRE ({figure_model}), out-of-fold")
+        figures |= save_and_close(fig, dataset, "06-pre-predicted-vs-measured")
+    return Section(figures=figures)
+
+
+def online_error_vs_fraction(dataset: str, inputs: StudyInputs, fractions: list[float],
+                             observed_fraction: float = 0.2, stabilisation_epoch: int = 10,
+                             change_point_window: int = 10, n_boot: int = 1000, seed: int = 0
+                             ) -> tuple[pd.DataFrame, Section]:
+    """MAPE of the time-window online estimators against the observed fraction
+    (:func:`fraction_curve`; figure ``06-online-error-vs-fraction``). Returns (the curve, the
+    section with its MAPE and run-count tables)."""
+    _, curve = fraction_curve(inputs, fractions, stabilisation_epoch, change_point_window,
+                              n_boot, seed)
+    fig = plots.error_vs_fraction(curve, budget_fraction=observed_fraction)
+    index, columns = ["method", "stabilisation"], "observed_fraction"
+    return curve, Section(
+        tables={"MAPE (%)": curve.pivot_table(index=index, columns=columns,
+                                              values="mape_pct").round(2),
+                "runs": curve.pivot_table(index=index, columns=columns, values="n_runs")},
+        figures=save_and_close(fig, dataset, "06-online-error-vs-fraction"))
+
+
+def stabilisation_sensitivity(dataset: str, inputs: StudyInputs, observed_fraction: float,
+                              stabilisation_epochs: list[int], windows_epochs: list[int],
+                              stabilisation_s: list[float], change_point_windows: list[int],
+                              n_boot: int = 1000, seed: int = 0) -> Section:
+    """MAPE of the online estimators against the stabilisation point and the window, on epochs
+    (:func:`epoch_sensitivity`) and on time (:func:`time_sensitivity`); figure
+    ``06-sensitivity-stabilisation``."""
+    epoch_sens = epoch_sensitivity(inputs, stabilisation_epochs, windows_epochs, n_boot, seed)
+    time_sens = time_sensitivity(inputs, observed_fraction, stabilisation_s,
+                                 change_point_windows, n_boot, seed)
+    epoch_table = epoch_sens.pivot_table(index=["method", "window_epochs"],
+                                         columns="stabilisation_epoch", values="mape_pct")
+    return Section(
+        tables={"MAPE (%) on epochs": epoch_table.round(2), "on time": time_sens.round(2)},
+        figures=save_and_close(plots.sensitivity(epoch_sens, time_sens), dataset,
+                               "06-sensitivity-stabilisation"))
+
+
+def step_forecaster(dataset: str, inputs: StudyInputs, forecast_fractions: list[float],
+                    stabilisation_epoch: int = 10, systematic_rel: float = 0.01) -> Section:
+    """``StepForecaster`` over every run: coverage of its interval without and with the drift
+    allowance ``systematic_rel`` (:func:`forecaster_coverage`), and the trajectory of the run of
+    median energy (figure ``06-step-forecaster``)."""
+    coverage = pd.concat([
+        forecaster_coverage(inputs, forecast_fractions, min_epoch=stabilisation_epoch,
+                            systematic_rel=r).assign(systematic_rel=r)
+        for r in (0.0, systematic_rel)], ignore_index=True)
+    example = inputs.runs.sort_values("energy_j")["run_id"].iloc[len(inputs.runs) // 2]
+    trajectory = forecast_trajectory(inputs, example, min_epoch=stabilisation_epoch,
+                                     systematic_rel=systematic_rel)
+    return Section(
+        tables={"coverage": coverage.round(3),
+                f"forecast of {example}": trajectory.dropna(subset=["energy_j"]).head(5)},
+        figures=save_and_close(plots.forecast(trajectory, example), dataset,
+                               "06-step-forecaster"))
+
+
+def acceptance_checks(errors: pd.DataFrame, published: pd.DataFrame | None,
+                      curve: pd.DataFrame, observed_fraction: float = 0.2) -> Section:
+    """:func:`acceptance` of the error rows, the published check (``published`` rows of
+    :func:`published_errors`, or None) and the online curve."""
+    check = None if published is None else published_check(published)
+    return Section(tables={"acceptance": acceptance(errors, check, curve, observed_fraction)})

@@ -63,7 +63,7 @@ def test_no_counter_readings_give_an_empty_table(tmp_path):
     assert table.empty and list(table.columns) == list(fidelity.ROW_COLUMNS)
 
 
-# -- the committed H100 dataset (issue 3 acceptance) ---------------------------------------------
+# -- the committed H100 dataset (measurement fidelity bars) -----------------------------------
 @pytest.fixture(scope="module", params=GPU_DATASETS)
 def h100(request) -> tuple[str, pd.DataFrame]:
     return request.param, fidelity.dataset_fidelity(_raw(request.param))
@@ -106,11 +106,11 @@ def test_h100_run_energy_is_the_counter_over_the_training_window(h100):
 
 
 def test_h100_merge_and_clean_use_the_counter(h100):
-    from helpers.stages import pipeline
+    from helpers.stages import stage02_merge, stage03_clean
 
     name, table = h100
-    merged = pipeline.merge_dataset(name, data_dir=str(_raw(name)))
-    runs = pipeline.clean_dataset(merged, name, min_epochs=1, contamination=None).runs
+    merged = stage02_merge.merge_dataset(name, data_dir=str(_raw(name)))
+    runs = stage03_clean.clean_dataset(merged, name, min_epochs=1, contamination=None).runs
     assert len(runs) == 10 and (runs["gpu_energy_method"] == "nvml_counter").all()
     assert (runs["energy_source"] == "gpu:nvml_counter").all()
     whole = table[(table["window"] == "run") & (table["method"] == "instant_100ms")]

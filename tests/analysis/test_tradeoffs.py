@@ -10,10 +10,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers.analysis import (
-    stats,
-    tradeoffs,  # noqa: E402
-)
+from helpers.analysis import stats, tradeoffs  # noqa: E402
+from helpers.plots import tradeoffs as plots_tradeoffs  # noqa: E402
 
 
 @pytest.fixture
@@ -116,8 +114,8 @@ def test_median_table_and_plots(runs):
         runs[(runs.architecture == "mid") & (runs.environment == "envB")]
         .energy_per_image_j.median())
     fig, (ax1, ax2) = plt.subplots(1, 2)
-    tradeoffs.plot_pareto(ax1, tradeoffs.pareto_table(runs))
-    tradeoffs.plot_interaction(ax2, runs)
+    plots_tradeoffs.draw_pareto(ax1, tradeoffs.pareto_table(runs))
+    plots_tradeoffs.draw_interaction(ax2, runs)
     assert len(ax1.collections) == 2 and len(ax2.lines) == 3
     plt.close(fig)
 

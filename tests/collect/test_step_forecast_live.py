@@ -1,4 +1,4 @@
-"""Live STEP forecast during training (issue 5): Sampler.energy_so_far_j and train_run's forecast.
+"""Live STEP forecast during training: Sampler.energy_so_far_j and train_run's forecast.
 
 The GPU runs use the fake NVML backend with a scripted power curve (a warm-up transient, then a
 steady level), so every bound below follows from the curve and the run's own event times. The

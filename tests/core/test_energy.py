@@ -94,14 +94,12 @@ def test_counter_energy() -> None:
 
 def test_ram_model_by_hand() -> None:
     t = np.array([0.0, 40.0, 100.0])
-    used_mb = np.full(3, 16_000.0)  # 16 GB (decimal) for 100 s at 0.3725 W/GB
-    res = energy.ram_energy_j(t, used_mb)
-    assert res.energy_j == pytest.approx(16 * 0.3725 * 100)  # 596 J
-    assert res.method == "model:0.3725W_per_GB"
-    assert res.n_samples == 3
-    assert energy.ram_energy_j(t, used_mb, w_per_gb=0.375).energy_j == pytest.approx(600.0)
-    lone = energy.ram_energy_j(t[:1], used_mb[:1])
-    assert np.isnan(lone.energy_j) and lone.method.startswith("unmeasured")
+    used_mib = np.full(3, 16_000.0)  # 16 000 MiB = 16.777216 GB for 100 s at 0.3725 W/GB
+    energy_j, method = energy.ram_energy_j(t, used_mib, "process RSS", "no RAM samples")
+    assert energy_j == pytest.approx(16_000 * 2**20 / 1e9 * 0.3725 * 100)  # 624.97 J
+    assert method == "model:0.3725W_per_GB(process RSS)"
+    lone_j, lone = energy.ram_energy_j(t[:1], used_mib[:1], "process RSS", "no RAM samples")
+    assert np.isnan(lone_j) and lone == "unmeasured: no RAM samples"
 
 
 def test_units_and_emissions() -> None:

@@ -13,7 +13,7 @@ from helpers.collect.devices.fake_nvml import FakeNvmlBackend
 from helpers.collect.sampler import Sampler
 from helpers.readers import project_merge
 from helpers.readers.project_merge import _host_gap_s
-from helpers.stages import pipeline
+from helpers.stages import stage03_clean
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +43,12 @@ def test_slow_host_rows_keep_full_ram_coverage(slow_host_raw):
     unread = p["memory_usage"].isna()
     assert unread.mean() > 0.5  # most rows have no host reading of their own
     assert p["cpu_match_gap_s"].notna().all() and p["cpu_match_gap_s"].max() < 0.1
-    runs = pipeline.build_run_table(merged, "slow-host-test")
+    runs = stage03_clean.build_run_table(merged, "slow-host-test")
     assert runs["ram_coverage"].iloc[0] == 1.0
     assert runs["ram_energy_j"].iloc[0] > 0 and np.isfinite(runs["cpu_energy_j"].iloc[0])
 
 
 def test_rows_beyond_the_tolerance_are_uncovered(slow_host_raw):
     merged = project_merge.merge_project(slow_host_raw, "slow-host-test", tolerance_s=0.0)
-    runs = pipeline.build_run_table(merged, "slow-host-test")
+    runs = stage03_clean.build_run_table(merged, "slow-host-test")
     assert runs["ram_coverage"].iloc[0] < 0.5

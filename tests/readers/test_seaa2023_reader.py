@@ -12,7 +12,7 @@ import pytest
 
 from helpers.core.errors import InputFormatError
 from helpers.readers import seaa2023
-from helpers.stages import pipeline
+from helpers.stages import stage02_merge, stage03_clean
 
 RENAMED_HEADER = ("timestamp,gpu_name,gpu_usage,gpu_memory_usage,gpu_total_memory,"
                   "gpu_memory_used,gpu_power_draw,gpu_max_power,gpu_temperature")
@@ -382,11 +382,11 @@ def test_merge_and_clean_survive_missing_and_empty_logs(tmp_path: Path,
         _write_run(raw, "cloud", "vgg16", "20221205T000000")
         _write_run(raw, "cloud", "vgg16", "20221207T000000")
         (raw / "cloud" / "vgg16" / "gpu-power-20221207T000000.csv").write_text("")
-    merged = pipeline.merge_seaa2023(raw, workers=1)  # no crash inside pandas
+    merged = stage02_merge.merge_seaa2023(raw, workers=1)  # no crash inside pandas
     counts = merged.match_counts.set_index("run_id")
     gpu_only = "cloud/vgg16/001" if with_good_run else "cloud/vgg16/000"
     assert (counts.loc[gpu_only, "matched"], counts.loc[gpu_only, "unmatched"]) == (0, 5)
-    cleaned = pipeline.clean_dataset(merged, "x", contamination=None)
+    cleaned = stage03_clean.clean_dataset(merged, "x", contamination=None)
     removed = cleaned.ledger.removed_table().set_index("run_id")
     assert "RAM samples for 0.0% of the run" in removed.loc[gpu_only, "reason"]
     if with_good_run:

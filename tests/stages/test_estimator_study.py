@@ -1,5 +1,5 @@
-"""Notebook 06 orchestration (helpers.stages.stage06_estimators) on a small synthetic dataset with epoch
-events and a single environment (the shape of data_outputs/collected)."""
+"""The stage of notebook 06 (helpers.stages.stage06_estimators) on a small synthetic dataset with
+epoch events and a single environment (the shape of data_outputs/collected)."""
 
 from __future__ import annotations
 

@@ -36,10 +36,10 @@ from pathlib import Path
 
 import psutil
 
+from helpers.core import rules
+from helpers.core.units import BYTES_PER_MIB, DEFAULT_CPU_TDP_W_PER_CORE, KIB_PER_MIB
+
 NAN = math.nan
-MB = float(2**20)
-#: Green Algorithms' TDP per core for an unknown CPU model (W/core).
-DEFAULT_TDP_W_PER_CORE = 12.0
 RAPL_ROOT = Path("/sys/class/powercap")
 #: Shortest utilisation window (s): kernel CPU times advance in 10-ms clock ticks.
 MIN_WINDOW_S = 0.05
@@ -49,12 +49,7 @@ _PACKAGE_ZONE = re.compile(r"^intel-rapl:\d+$")
 def default_cpu_tdp_w() -> float:
     """12 W x physical cores (logical cores where psutil cannot tell), in watts."""
     cores = psutil.cpu_count(logical=False) or psutil.cpu_count(logical=True) or 1
-    return DEFAULT_TDP_W_PER_CORE * cores
-
-
-def estimate_method(tdp_w: float) -> str:
-    """Method tag of the TDP x utilisation estimate."""
-    return f"estimate:tdp_x_utilisation(tdp_w={tdp_w:.1f})"
+    return DEFAULT_CPU_TDP_W_PER_CORE * cores
 
 
 @dataclass(slots=True)
@@ -145,7 +140,7 @@ class _PsutilSource:
     def memory_mb(self) -> tuple[float, float]:
         """(used, total) system RAM in MiB; used = total - available, psutil's definition."""
         vm = psutil.virtual_memory()
-        return vm.used / MB, vm.total / MB
+        return vm.used / BYTES_PER_MIB, vm.total / BYTES_PER_MIB
 
     def process(self, pid: int) -> tuple[float, float]:
         """(user + system CPU s, RSS bytes) of one process; raises ``psutil.Error`` once gone."""
@@ -201,7 +196,7 @@ class _ProcfsSource(_PsutilSource):
         avail_kb = float(fields.get(b"MemAvailable", b"0").split()[0])
         if not 0 < avail_kb <= total_kb:  # old kernels, containers: psutil's own estimate
             return super().memory_mb()
-        return (total_kb - avail_kb) / 1024.0, total_kb / 1024.0
+        return (total_kb - avail_kb) / KIB_PER_MIB, total_kb / KIB_PER_MIB
 
     def process(self, pid: int) -> tuple[float, float]:
         try:
@@ -258,12 +253,12 @@ class CpuMonitor:
 
     @property
     def estimate_method(self) -> str:
-        return estimate_method(self.tdp_w)
+        return rules.cpu_estimate_method(self.tdp_w)
 
     @property
     def energy_method(self) -> str:
         """``'rapl'`` when the counter is readable, else the estimate's tag."""
-        return "rapl" if self.rapl.available else self.estimate_method
+        return rules.RAPL if self.rapl.available else self.estimate_method
 
     def start(self) -> None:
         """Take the reference readings that the first :meth:`read` differences against."""
@@ -306,7 +301,7 @@ class CpuMonitor:
             self._sys_busy, self._sys_all, self._last_t = busy, total, now
             self._proc_cpu_s = {pid: cpu_s for pid, (cpu_s, _) in tree.items()}
         if self.pid in tree:
-            rss_mb = sum(rss for _, rss in tree.values()) / MB
+            rss_mb = sum(rss for _, rss in tree.values()) / BYTES_PER_MIB
         else:
             self.process_status = f"process {self.pid} ended"
             proc_pct = rss_mb = NAN
@@ -318,7 +313,7 @@ class CpuMonitor:
             system_ram_used_mb=used_mb,
             system_ram_total_mb=total_mb,
             cpu_energy_counter_j=self.rapl.read_j(),
-            cpu_power_estimate_w=self.tdp_w * cpu_pct / 100.0,
+            cpu_power_estimate_w=rules.cpu_power_estimate_w(self.tdp_w, cpu_pct),
         )
 
     def read_counter_only(self) -> CpuReading:

@@ -14,7 +14,6 @@ from importlib import metadata as importlib_metadata
 from typing import Protocol
 
 NAN = math.nan
-MB = float(2**20)
 
 #: Metrics a reading may skip (``read(slow=False)``): they change slowly (temperature, clock,
 #: memory) or are a 1-s average; instant power and utilisation are read on every tick.

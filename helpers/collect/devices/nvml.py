@@ -3,7 +3,7 @@
 :class:`NvmlBackend` implements :class:`helpers.collect.devices.gpu.GpuBackend`. Units: watts,
 joules, MB (= MiB, 2**20 bytes, as nvidia-smi reports), degC, MHz, percent 0-100.
 
-Facts this follows (docs/METHODS.md section 9): the field ``NVML_FI_DEV_POWER_INSTANT`` gives
+Facts this follows (docs/methods.md#gpu-measurement): the field ``NVML_FI_DEV_POWER_INSTANT`` gives
 instant power; ``nvmlDeviceGetPowerUsage`` is a 1-second average on H100/H200 (other GPUs may
 average differently; it is always tagged ``power_usage_avg``); the energy
 counter ``nvmlDeviceGetTotalEnergyConsumption`` costs about 3 ms per call, so the *sampler* reads it
@@ -28,7 +28,6 @@ import os
 import pynvml
 
 from helpers.collect.devices.gpu import (
-    MB,
     NAN,
     SLOW_METRICS,
     SOURCE_AVERAGE,
@@ -39,6 +38,7 @@ from helpers.collect.devices.gpu import (
     GpuReading,
     package_version,
 )
+from helpers.core.units import BYTES_PER_MIB as MB
 
 
 def nvml_error_text(err: BaseException) -> str:

@@ -1,5 +1,5 @@
-"""The merge + clean stages on real published runs (symlinked subsets of ../shared), checked
-against the authors' processed dataset."""
+"""The merge (stage02_merge) and clean (stage03_clean) stages on real published runs (symlinked
+subsets of the shared SEAA 2023 copy), checked against the authors' processed dataset."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from helpers.core.schema import PROFILING_COLUMNS, RUN_COLUMNS
 from helpers.readers import seaa2023
-from helpers.stages import pipeline
+from helpers.stages import stage02_merge, stage03_clean
 
 # pandas deprecations in the stage code fail here rather than break a later pandas upgrade
 pytestmark = pytest.mark.filterwarnings("error::pandas.errors.Pandas4Warning")
@@ -32,17 +32,17 @@ def load_check_script() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def merged(seaa2023_subset: Path) -> pipeline.MergeOutputs:
-    return pipeline.merge_seaa2023(seaa2023_subset / "raw",
-                                   metrics_path=seaa2023_subset / "interim" / "model_metrics.gzip")
+def merged(seaa2023_subset: Path) -> stage02_merge.MergeOutputs:
+    metrics = seaa2023_subset / "interim" / "model_metrics.gzip"
+    return stage02_merge.merge_seaa2023(seaa2023_subset / "raw", metrics_path=metrics)
 
 
 @pytest.fixture(scope="module")
-def cleaned(merged: pipeline.MergeOutputs) -> pipeline.CleanOutputs:
-    return pipeline.clean_dataset(merged, "seaa2023")
+def cleaned(merged: stage02_merge.MergeOutputs) -> stage03_clean.CleanOutputs:
+    return stage03_clean.clean_dataset(merged, "seaa2023")
 
 
-def test_merge_outputs(merged: pipeline.MergeOutputs, seaa2023_subset: Path) -> None:
+def test_merge_outputs(merged: stage02_merge.MergeOutputs, seaa2023_subset: Path) -> None:
     variants = {seaa2023.read_gpu_log(f).variant
                 for f in (seaa2023_subset / "raw").glob("*/*/gpu-power-*.csv")}
     assert variants == {"renamed", "nvidia-smi"}  # the subset holds both header variants
@@ -66,7 +66,7 @@ def test_merge_outputs(merged: pipeline.MergeOutputs, seaa2023_subset: Path) -> 
     assert counts["gpu_samples"].to_dict() == prof.groupby("run_id").size().to_dict()
 
 
-def test_torn_last_lines_recorded(merged: pipeline.MergeOutputs) -> None:
+def test_torn_last_lines_recorded(merged: stage02_merge.MergeOutputs) -> None:
     torn = merged.skips[merged.skips["reason"].str.contains("torn")]
     # every cloud/resnet50 GPU log of the first runs ends mid-line (nvidia-smi killed)
     assert set(torn["run_id"]) >= {"cloud/resnet50/000", "cloud/resnet50/001"}
@@ -76,7 +76,7 @@ def test_torn_last_lines_recorded(merged: pipeline.MergeOutputs) -> None:
     assert merged.run_index["read_problem"].eq("").all()  # row-level skips are not file-level
 
 
-def test_gpu_energy_matches_published_within_1pct(cleaned: pipeline.CleanOutputs,
+def test_gpu_energy_matches_published_within_1pct(cleaned: stage03_clean.CleanOutputs,
                                                   seaa2023_root: Path) -> None:
     check = load_check_script()
     cmp = check.compare(cleaned.all_runs, check.read_published(seaa2023_root))
@@ -87,7 +87,7 @@ def test_gpu_energy_matches_published_within_1pct(cleaned: pipeline.CleanOutputs
     assert (cmp["energy_diff_pct"] > 0).all()
 
 
-def test_clean_outputs(cleaned: pipeline.CleanOutputs) -> None:
+def test_clean_outputs(cleaned: stage03_clean.CleanOutputs) -> None:
     runs = cleaned.all_runs
     assert len(runs) == 8
     assert list(runs.columns[:len(RUN_COLUMNS)]) == list(RUN_COLUMNS)  # contract first

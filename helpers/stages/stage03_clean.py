@@ -1,11 +1,10 @@
-"""Stage functions called by notebooks 02 (merge) and 03 (clean), one per raw format.
+"""Stage of notebook 03 (clean): per-run energies, model metrics and emissions, the cleaning
+sequence with a reason for every removed run, and per-epoch energies (docs/methods.md#energy,
+docs/methods.md#cleaning).
 
-Interim outputs (``data_outputs/<dataset>/interim/``): ``profiling.parquet`` (samples in the
-DL Training Profiling Dataset schema + extras), ``run_index.parquet`` (one row per discovered
-run: identity, status, training metadata), ``events.parquet`` (phase events, project format),
-``skips.csv`` (every recorded skip with file, line, column, reason), ``match_counts.csv``.
-Processed outputs (``processed/``): ``runs.parquet``, ``epochs.parquet``,
-``cleaning_steps.csv``, ``removed_runs.csv``.
+Reads the interim tables of notebook 02. Processed outputs (``data_outputs/<dataset>/
+processed/``): ``runs.parquet`` (kept runs), ``all_runs.parquet`` (every run, before cleaning),
+``epochs.parquet``, ``cleaning_steps.csv``, ``removed_runs.csv``.
 """
 
 from __future__ import annotations
@@ -18,64 +17,13 @@ import pandas as pd
 
 from helpers.analysis import runs
 from helpers.analysis.clean import CleaningLedger, clean_runs
-from helpers.core import datasets, energy, io
+from helpers.core import datasets, energy, io, units
 from helpers.core.schema import RUN_COLUMNS
-from helpers.readers import merge, seaa2023
-from helpers.readers.merge import EVENT_COLUMNS, MergeOutputs
-
-
-def merge_seaa2023(raw_dir: Path, tolerance_s: float = merge.DEFAULT_TOLERANCE_S,
-                   tz: str = seaa2023.DEFAULT_TZ, metrics_path: Path | None = None,
-                   dataset: str = "seaa2023", workers: int = 2) -> MergeOutputs:
-    """Read the published logs, join GPU with CPU/RAM samples, attach model metrics."""
-    logs = seaa2023.read_logs(raw_dir, tz=tz, workers=workers)
-    merged = merge.merge_nearest(logs.gpu, logs.cpu, tolerance_s)
-    ident = logs.runs[["run_id", "environment", "architecture", "run"]]
-    samples = merged.samples.merge(ident, on="run_id", how="left", validate="many_to_one")
-    samples = merge.add_elapsed(samples)
-    profiling = merge.to_profiling_schema(samples, dataset)
-    index = logs.runs.drop(columns=["gpu_file", "cpu_file"]).copy()
-    index["environment_name"] = index["environment"].map(seaa2023.ENVIRONMENT_NAMES)
-    index["status"] = "ok"
-    index["return_code"] = 0
-    problems = logs.skips[logs.skips["line"].isna() | (logs.skips["line"] == 1)]
-    joined = problems.groupby("run_id")["reason"].agg("; ".join)
-    # (Series.map + fillna("") warns, and will fail, when no run has a problem: float NaN column)
-    index["read_problem"] = [joined.get(run_id, "") for run_id in index["run_id"]]
-    if metrics_path is not None:
-        metrics = seaa2023.read_model_metrics(metrics_path)
-        index = index.merge(metrics, on=["environment", "architecture", "run"], how="left",
-                            validate="one_to_one")
-    events = pd.DataFrame(columns=EVENT_COLUMNS)
-    return MergeOutputs(profiling, index, events, logs.skips, merged.match_counts)
-
-
-def merge_dataset(dataset: str, tolerance_s: float = merge.DEFAULT_TOLERANCE_S,
-                  tz: str = seaa2023.DEFAULT_TZ, data_dir: str | None = None) -> MergeOutputs:
-    """Run the merge stage for a registered dataset (dispatch on its raw format)."""
-    cfg = datasets.get(dataset)
-    if cfg.raw_format == "seaa2023":
-        root = datasets.seaa2023_dir(data_dir)
-        return merge_seaa2023(root / "raw", tolerance_s, tz,
-                              root / "interim" / "model_metrics.gzip", dataset)
-    from helpers.readers import project_merge  # imports the sampler; only for this format
-
-    raw = Path(data_dir) if data_dir else datasets.raw_dir(dataset)
-    return project_merge.merge_project(raw, dataset, tolerance_s)
-
-
-def read_interim(dataset: str) -> MergeOutputs:
-    """Load the merge stage's outputs of ``dataset``."""
-    d = datasets.output_dir(dataset, "interim")
-    missing = [f for f in ("profiling.parquet", "run_index.parquet", "events.parquet")
-               if not (d / f).exists()]
-    if missing:
-        raise FileNotFoundError(f"{d} lacks {', '.join(missing)}: run notebook 02-merge first")
-    return MergeOutputs(
-        pd.read_parquet(d / "profiling.parquet"), pd.read_parquet(d / "run_index.parquet"),
-        pd.read_parquet(d / "events.parquet"), pd.read_csv(d / "skips.csv"),
-        pd.read_csv(d / "match_counts.csv"),
-    )
+from helpers.plots import clean as plots_clean
+from helpers.readers.merge import MergeOutputs
+from helpers.stages import common
+from helpers.stages.common import Section, save_and_close, wrote
+from helpers.stages.stage02_merge import read_interim
 
 
 @dataclass
@@ -108,9 +56,9 @@ def _timed_samples(profiling: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_run_table(interim: MergeOutputs, dataset: str,
-                    carbon_intensity_g_per_kwh: float = energy.DEFAULT_CARBON_INTENSITY_G_PER_KWH,
+                    carbon_intensity_g_per_kwh: float = units.DEFAULT_CARBON_INTENSITY_G_PER_KWH,
                     ) -> pd.DataFrame:
-    """Per-run energies and statistics joined with the run index (RUN_COLUMNS + extras)."""
+    """Per-run energies (J) and statistics joined with the run index (RUN_COLUMNS + extras)."""
     samples = _timed_samples(interim.profiling)
     idx = interim.run_index
     methods = dict(zip(idx["run_id"], idx["cpu_energy_method"], strict=True)) \
@@ -146,7 +94,7 @@ def _contract_first(table: pd.DataFrame) -> pd.DataFrame:
 
 def clean_dataset(interim: MergeOutputs, dataset: str, min_epochs: int = 20,
                   contamination: float | None = 0.1, seed: int = 0,
-                  carbon_intensity_g_per_kwh: float = energy.DEFAULT_CARBON_INTENSITY_G_PER_KWH,
+                  carbon_intensity_g_per_kwh: float = units.DEFAULT_CARBON_INTENSITY_G_PER_KWH,
                   min_ram_coverage: float = 0.9) -> CleanOutputs:
     """The clean stage: per-run table, cleaning with a ledger, per-epoch table."""
     table = build_run_table(interim, dataset, carbon_intensity_g_per_kwh)
@@ -171,3 +119,44 @@ def add_training_energy(table: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFra
         from_epochs.notna()).fillna(out["duration_s"]).astype("float64")
     out["training_energy_scope"] = np.where(from_epochs.notna(), "epochs", "whole run")
     return _contract_first(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook sections
+# --------------------------------------------------------------------------------------------
+
+def setup_display() -> None:
+    """Figure style and pandas display options of notebook 03."""
+    common.setup_display()
+
+
+def clean_and_write(dataset: str, min_epochs: int = 20, contamination: float = 0.1,
+                    seed: int = 0,
+                    carbon_intensity_g_per_kwh: float = units.DEFAULT_CARBON_INTENSITY_G_PER_KWH,
+                    min_ram_coverage: float = 0.9) -> tuple[CleanOutputs, Section]:
+    """Read the interim tables, clean them (:func:`clean_dataset`; ``contamination`` 0 turns
+    the outlier step off) and write the processed tables; the section lists the files."""
+    cleaned = clean_dataset(
+        read_interim(dataset), dataset, min_epochs=min_epochs,
+        contamination=contamination or None, seed=seed,
+        carbon_intensity_g_per_kwh=carbon_intensity_g_per_kwh,
+        min_ram_coverage=min_ram_coverage,
+    )
+    return cleaned, Section(wrote(cleaned.write(dataset)))
+
+
+def cleaning_steps(cleaned: CleanOutputs, dataset: str) -> Section:
+    """Runs in, removed and out per cleaning step, every removed run with its reason, and the
+    cleaning funnel figure (``03-cleaning-funnel``)."""
+    steps = cleaned.ledger.steps_table()
+    return Section(
+        tables={"cleaning steps": steps, "removed runs": cleaned.ledger.removed_table()},
+        figures=save_and_close(plots_clean.funnel(steps), dataset, "03-cleaning-funnel"))
+
+
+def energy_by_group(cleaned: CleanOutputs, dataset: str) -> Section:
+    """Medians of duration, energy, energy per image and F1 per (environment, architecture) of
+    the kept runs, and their energy box plot (``03-energy-by-architecture-environment``)."""
+    fig = plots_clean.energy_by_group(cleaned.runs)
+    return Section(tables={"medians": plots_clean.energy_summary(cleaned.runs)},
+                   figures=save_and_close(fig, dataset, "03-energy-by-architecture-environment"))
