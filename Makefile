@@ -4,16 +4,16 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Published SEAA 2023 data: a download made by `make data SEAA2023_URL=...` if present, else the
-# shared checkout beside the project. Override with SEAA2023_DIR=/path/to/seaa2023.
-SEAA2023_DIR ?= $(if $(wildcard data_inputs/downloads/seaa2023/raw),$(abspath data_inputs/downloads/seaa2023),$(abspath ../shared/data/seaa2023))
-export SEAA2023_DIR
-SEAA2023_URL ?=
-SEAA2023_SHA256 ?=
-# Datasets processed by `make figures` (see helpers/datasets.py).
+# Published SEAA 2023 data (helpers/core/datasets.py): SEAA2023_DIR=/path/to/seaa2023 if given,
+# else data_inputs/downloads/seaa2023, else ../shared/data/seaa2023; with none of them, `make
+# figures` and `make data` download the published archive (helpers/core/fetch.py), or the one at
+# SEAA2023_URL, checking it against SEAA2023_SHA256 (sha256:<hex>) when given.
+export SEAA2023_DIR SEAA2023_URL SEAA2023_SHA256
+# Datasets processed by `make figures` (see helpers/core/datasets.py); VERBOSE=1 also shows what
+# the notebooks print.
 DATASETS ?= seaa2023 collected gpu-h100
 
-.PHONY: install figures test lint data bench clean-outputs
+.PHONY: install figures test test-fast lint data bench clean-outputs
 
 install: $(STAMP)
 
@@ -24,22 +24,23 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 figures: $(STAMP)
-	$(BIN)/python -m helpers.runner $(DATASETS)
+	$(BIN)/python -m helpers.runner $(if $(VERBOSE),--verbose )$(DATASETS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The tests not marked slow (no notebook runs, no real training).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
 lint: $(STAMP)
 	$(BIN)/ruff check helpers tests benchmarks notebooks
 
-# Obtain the published data: verify a local copy (SEAA2023_DIR) or download with pooch
-# (SEAA2023_URL) into data_inputs/downloads/, verifying every file against MANIFEST.sha256.
+# Obtain the published data: verify the local copy (see above) against
+# data_inputs/seaa2023.MANIFEST.sha256, or, with none or with SEAA2023_URL set, download it with
+# pooch into data_inputs/downloads/seaa2023 and verify every file.
 data: $(STAMP)
-ifneq ($(strip $(SEAA2023_URL)),)
-	$(BIN)/python -m helpers.core.fetch --url "$(SEAA2023_URL)" --dest data_inputs/downloads $(if $(strip $(SEAA2023_SHA256)),--known-hash "$(SEAA2023_SHA256)")
-else
-	$(BIN)/python -m helpers.core.fetch --local "$(SEAA2023_DIR)"
-endif
+	$(BIN)/python -m helpers.core.fetch
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_merge_energy.py

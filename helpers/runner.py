@@ -2,32 +2,132 @@
 
 ``python -m helpers.runner seaa2023 collected`` executes each dataset's notebooks, saving the
 executed copies under ``data_outputs/<dataset>/executed/``, printing one line per notebook with
-its wall time. On failure it stops and prints the notebook, the failing cell and the error, and
-exits non-zero. A figure index (``figures/README.md``) lists every figure with the notebook and
-dataset that made it.
+its wall time. While a notebook runs, what it writes to stderr (progress bars such as notebook
+01's bar over runs, warnings) is shown as it comes, each line prefixed with
+``[<dataset>/<notebook>]``; ``--verbose`` shows its printed output (stdout) too. On failure it
+stops and prints the notebook, the failing cell and the error, and exits non-zero. A figure index
+(``figures/README.md``) lists every figure with the notebook and dataset that made it.
+
+Before the first notebook, a dataset that needs the published SEAA 2023 data gets it: the local
+copy if there is one, else a download of the published archive
+(:func:`helpers.core.fetch.ensure_local_copy`); if that fails the runner stops with one message
+naming the URL and how to point at a local copy (``SEAA2023_DIR=/path/to/seaa2023``).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import TextIO
 
+import nbformat
 import papermill as pm
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from papermill.exceptions import PapermillExecutionError
 
-from helpers.core import datasets, io
+from helpers.core import datasets, fetch, io
 
 
 class IpcKernelManager(AsyncKernelManager):
     """Kernel manager whose kernel talks over local IPC sockets instead of TCP: nothing listens
-    on a network port, and the kernel does not warn about unencrypted TCP on every notebook."""
+    on a network port, and the kernel does not warn about unencrypted TCP on every notebook. The
+    socket files live in a private temporary folder (not in the notebook's working directory),
+    removed with the kernel's other resources.
+
+    :meth:`stop` shuts the kernel down, without the interrupt jupyter_client otherwise sends
+    first (SIGINT to the kernel's process group) when ``interrupt=False``. The runner uses that
+    once a notebook has finished: the kernel is idle, and the signal could only land in the
+    kernel still answering papermill's closing ``kernel_info`` request (ipykernel then logs
+    "KeyboardInterrupt caught in kernel") or in processes the notebook left running.
+    """
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("transport", "ipc")
         super().__init__(**kwargs)
+        self.interrupt_on_shutdown = True
+        self.clients: list[AsyncKernelClient] = []
+        self._ipc_dir: Path | None = None
+
+    async def start_kernel(self, **kwargs) -> None:
+        """Start the kernel, its IPC sockets in a new temporary folder."""
+        if self.transport == "ipc" and self._ipc_dir is None:
+            self._ipc_dir = Path(tempfile.mkdtemp(prefix="kernel-ipc-"))
+            self.ip = str(self._ipc_dir / "kernel")
+        await super().start_kernel(**kwargs)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart and self._ipc_dir is not None:
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            self._ipc_dir = None
+
+    def client(self, **kwargs) -> AsyncKernelClient:
+        """A client of this kernel; remembered so that :meth:`stop` closes its channels."""
+        kc = super().client(**kwargs)
+        self.clients.append(kc)
+        return kc
+
+    async def _async_interrupt_kernel(self) -> None:
+        if self.shutting_down and not self.interrupt_on_shutdown:
+            return
+        await super()._async_interrupt_kernel()
+
+    async def stop(self, interrupt: bool = True) -> None:
+        """Shut the kernel down (interrupting it first if ``interrupt``: a cell may still be
+        running, with child processes to stop), remove its files and close its clients."""
+        self.interrupt_on_shutdown = interrupt
+        try:
+            if await self.is_alive():
+                await self.shutdown_kernel()
+            else:
+                await self._async_cleanup_resources()
+        finally:
+            for kc in self.clients:
+                kc.stop_channels()
+            self.clients.clear()
+
+
+class PrefixedStream:
+    """File-like sink for a notebook's streamed output: writes to ``stream`` with ``prefix`` at
+    the start of every line. Text after a carriage return is written as it is: that is a
+    progress bar redrawing its line, sized to the terminal's width (a prefix would wrap it)."""
+
+    _BREAK = re.compile(r"(\r\n|\n|\r)")
+
+    def __init__(self, stream: TextIO, prefix: str) -> None:
+        self.stream = stream
+        self.prefix = prefix
+        self.at_line_start = True
+
+    def write(self, text: str) -> int:
+        """Write ``text`` (any number of lines or partial lines); returns its length."""
+        out = []
+        for piece in self._BREAK.split(text):
+            if self._BREAK.fullmatch(piece):
+                out.append(piece)
+                self.at_line_start = piece != "\r"
+            elif piece:
+                out.append(self.prefix + piece if self.at_line_start else piece)
+                self.at_line_start = False
+        self.stream.write("".join(out))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def end_line(self) -> None:
+        """Finish a partial last line, so that the next report starts on its own line."""
+        if not self.at_line_start:
+            self.stream.write("\n")
+            self.at_line_start = True
+        self.stream.flush()
 
 
 def notebook_path(stem: str) -> Path:
@@ -35,17 +135,58 @@ def notebook_path(stem: str) -> Path:
     return datasets.project_root() / "notebooks" / f"{stem}.ipynb"
 
 
-def run_notebook(stem: str, dataset: str, parameters: dict | None = None) -> Path:
-    """Execute one notebook for ``dataset``; returns the executed copy's path."""
+def run_notebook(stem: str, dataset: str, parameters: dict | None = None,
+                 verbose: bool = False) -> Path:
+    """Execute one notebook for ``dataset``; returns the executed copy's path.
+
+    The notebook's stderr (and with ``verbose`` its stdout) is copied to this process's stderr
+    (stdout) as it arrives, each line prefixed with ``[<dataset>/<stem>] ``. The executed copy's
+    papermill metadata records the notebook paths relative to the project root. The kernel is
+    shut down here: without an interrupt once the notebook has finished (every cell ran, or one
+    raised), with one if execution was cut short (Ctrl-C, a dead kernel).
+    """
     out = datasets.output_dir(dataset, "executed") / f"{stem}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     params = {"dataset": dataset, **(parameters or {})}
-    pm.execute_notebook(
-        str(notebook_path(stem)), str(out), parameters=params, progress_bar=False,
-        cwd=str(datasets.project_root() / "notebooks"), kernel_name="python3",
-        kernel_manager_class=IpcKernelManager,
-    )
+    prefix = f"[{dataset}/{stem}] "
+    err = PrefixedStream(sys.stderr, prefix)
+    std = PrefixedStream(sys.stdout, prefix) if verbose else None
+    cwd = datasets.project_root() / "notebooks"
+    km = IpcKernelManager(kernel_name="python3")
+    finished = False
+    try:
+        pm.execute_notebook(
+            str(notebook_path(stem)), str(out), parameters=params, progress_bar=False,
+            cwd=str(cwd), kernel_name="python3", km=km, stdout_file=std, stderr_file=err,
+        )
+        finished = True
+    except PapermillExecutionError:
+        finished = True  # a cell raised; the kernel is idle
+        raise
+    finally:
+        run_sync(km.stop)(interrupt=not finished)
+        for sink in (std, err):
+            if sink is not None:
+                sink.end_line()
+        if out.exists():
+            relative_papermill_paths(out)
     return out
+
+
+def relative_papermill_paths(executed: Path) -> None:
+    """Rewrite ``metadata.papermill.input_path``/``output_path`` of an executed notebook to
+    paths relative to the project root (papermill records the absolute paths it was given)."""
+    nb = nbformat.read(executed, as_version=nbformat.NO_CONVERT)
+    meta = nb.metadata.get("papermill", {})
+    root = datasets.project_root()
+    changed = False
+    for key in ("input_path", "output_path"):
+        path = Path(meta.get(key) or "")
+        if path.is_absolute() and path.is_relative_to(root):
+            meta[key] = path.relative_to(root).as_posix()
+            changed = True
+    if changed:
+        nbformat.write(nb, executed)
 
 
 def _failure_message(stem: str, dataset: str, exc: PapermillExecutionError) -> str:
@@ -67,7 +208,28 @@ def figure_index() -> str:
     return "\n".join(rows) + "\n"
 
 
-def run_all(names: list[str]) -> int:
+def ensure_inputs(names: list[str]) -> bool:
+    """Make sure the published SEAA 2023 data is there if a named dataset needs it (download it
+    when there is no local copy); prints one message and returns False when it cannot be had."""
+    if not any(datasets.needs_seaa2023(name) for name in names):
+        return True
+    try:
+        root = fetch.ensure_local_copy()
+    except fetch.VerificationError as exc:
+        print(f"FAILED: the downloaded SEAA 2023 data does not match the manifest: {exc}",
+              file=sys.stderr, flush=True)
+        return False
+    except (OSError, ValueError) as exc:  # DownloadError, a $SEAA2023_DIR without raw/, hash
+        others = [name for name in names if not datasets.needs_seaa2023(name)]
+        hint = (f"\nor run the other datasets only: make figures DATASETS=\"{' '.join(others)}\""
+                if others else "")
+        print(f"FAILED: {exc}{hint}", file=sys.stderr, flush=True)
+        return False
+    print(f"SEAA 2023 data: {root}", flush=True)
+    return True
+
+
+def run_all(names: list[str], verbose: bool = False) -> int:
     """Run every notebook of every named dataset; returns a process exit code."""
     total = time.perf_counter()
     missing = [str(notebook_path(stem)) for name in names for stem in datasets.get(name).notebooks
@@ -75,12 +237,14 @@ def run_all(names: list[str]) -> int:
     if missing:
         print(f"FAILED: notebooks not found: {', '.join(sorted(set(missing)))}", file=sys.stderr)
         return 1
+    if not ensure_inputs(names):
+        return 1
     for name in names:
         cfg = datasets.get(name)
         for stem in cfg.notebooks:
             start = time.perf_counter()
             try:
-                run_notebook(stem, name, cfg.parameters.get(stem))
+                run_notebook(stem, name, cfg.parameters.get(stem), verbose)
             except PapermillExecutionError as exc:
                 print(_failure_message(stem, name, exc), file=sys.stderr, flush=True)
                 return 1
@@ -94,7 +258,10 @@ def run_all(names: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*", default=list(datasets.DATASETS))
-    return run_all(parser.parse_args(argv).datasets)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also show what the notebooks print (stdout) as they run")
+    args = parser.parse_args(argv)
+    return run_all(args.datasets, args.verbose)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from helpers.core import energy, rules, windows
-from helpers.core.datasets import project_root
+from helpers.core.datasets import relative_to_project
 from helpers.core.errors import InputFormatError
 from helpers.core.io import write_json, write_text
 from helpers.core.units import DEFAULT_CARBON_INTENSITY_G_PER_KWH, G_PER_KG, J_PER_KWH
@@ -175,10 +175,8 @@ class GridConfig:
 def portable_raw_root(raw_root: str | os.PathLike[str]) -> str:
     """``raw_root`` as recorded in ``grid.json``: a POSIX path relative to the project root, or
     ``.`` for a folder outside the project."""
-    root = project_root()
-    path = Path(raw_root)
-    path = (path if path.is_absolute() else Path.cwd() / path).resolve()
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else "."
+    path = relative_to_project(raw_root)
+    return "." if Path(path).is_absolute() else path
 
 
 @dataclass(frozen=True)
@@ -291,8 +289,9 @@ def execute_run(config: GridConfig, spec: RunSpec) -> RunOutcome:
     run_dir.mkdir(parents=True, exist_ok=False)
     if config.child_output == "log":
         spec = replace(spec, progress=False)
-    cmd = [sys.executable, "-m", "helpers.collect.grid", "run", "--spec", json.dumps(spec.to_dict()),
-           "--run-dir", str(run_dir), "--sampler", json.dumps(config.sampler_kwargs),
+    cmd = [sys.executable, "-m", "helpers.collect.grid", "run",
+           "--spec", json.dumps(spec.to_dict()), "--run-dir", str(run_dir),
+           "--sampler", json.dumps(config.sampler_kwargs),
            "--runner", config.runner]
     t0 = time.perf_counter()
     code = _call(cmd, run_dir / LOG_FILE if config.child_output == "log" else None,

@@ -13,6 +13,9 @@ from pathlib import Path
 #: Environment variable naming the folder that holds the published SEAA 2023 data
 #: (the one containing ``raw/``, ``interim/`` and ``processed/``).
 SEAA2023_ENV = "SEAA2023_DIR"
+#: Where ``make data`` / ``make figures`` put a download of that folder, relative to the project
+#: root (looked at first when no location is given).
+SEAA2023_DOWNLOADED = Path("data_inputs") / "downloads" / "seaa2023"
 #: Default location of that folder, relative to the project root (the shared checkout).
 SEAA2023_DEFAULT = Path("..") / "shared" / "data" / "seaa2023"
 #: Environment variable overriding the project root (defaults to the repository checkout).
@@ -85,24 +88,59 @@ def project_root() -> Path:
     return Path(env).resolve() if env else Path(__file__).resolve().parents[2]
 
 
+def relative_to_project(path: str | os.PathLike[str]) -> str:
+    """``path`` as a POSIX path relative to the project root when it lies inside the project
+    (what outputs print and record, so that they read the same on every machine), else the
+    absolute path."""
+    p = Path(path)
+    p = (p if p.is_absolute() else Path.cwd() / p).resolve()
+    root = project_root()
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+
+
+class Seaa2023NotFoundError(FileNotFoundError):
+    """No location was given and no local copy of the published SEAA 2023 data was found in
+    the default places (``looked_in``); the caller may download it (``helpers.core.fetch``)."""
+
+    def __init__(self, looked_in: tuple[Path, ...]) -> None:
+        self.looked_in = looked_in
+        places = ", ".join(str(p) for p in looked_in)
+        super().__init__(
+            f"SEAA 2023 data not found (looked in {places}): set ${SEAA2023_ENV} to a copy "
+            "(the folder holding raw/, interim/ and processed/), or run `make data` to download it"
+        )
+
+
+def seaa2023_default_dirs() -> tuple[Path, ...]:
+    """The places searched when no location is given: the download folder, then the shared
+    copy beside the project."""
+    return (project_root() / SEAA2023_DOWNLOADED, (project_root() / SEAA2023_DEFAULT).resolve())
+
+
 def seaa2023_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """Resolve the published SEAA 2023 folder: ``path``, else ``$SEAA2023_DIR``, else the shared
-    copy beside the project. Raises ``FileNotFoundError`` naming what was tried."""
-    candidates = [path, os.environ.get(SEAA2023_ENV), project_root() / SEAA2023_DEFAULT]
-    for cand in candidates:
-        if cand is None or cand == "":
+    """Resolve the published SEAA 2023 folder: ``path``, else ``$SEAA2023_DIR``, else the first
+    of :func:`seaa2023_default_dirs` holding ``raw/``. Relative paths are taken from the project
+    root. A given ``path`` or ``$SEAA2023_DIR`` without ``raw/`` raises ``FileNotFoundError``
+    naming it; nothing given and nothing found raises :class:`Seaa2023NotFoundError`."""
+    for given, source in ((path, "given"), (os.environ.get(SEAA2023_ENV), f"${SEAA2023_ENV}")):
+        if given is None or str(given) == "":
             continue
-        p = Path(cand).expanduser()
-        if not p.is_absolute():
-            p = (project_root() / p).resolve()
+        p = Path(given).expanduser()
+        p = p if p.is_absolute() else project_root() / p
+        if not (p / "raw").is_dir():
+            raise FileNotFoundError(
+                f"SEAA 2023 data folder {p.resolve()} ({source}) has no raw/ subfolder")
+        return p.resolve()
+    defaults = seaa2023_default_dirs()
+    for p in defaults:
         if (p / "raw").is_dir():
             return p.resolve()
-        if cand is not candidates[-1]:
-            raise FileNotFoundError(f"SEAA 2023 data folder {p} has no raw/ subfolder")
-    raise FileNotFoundError(
-        f"SEAA 2023 data not found: pass a path, set ${SEAA2023_ENV}, or run `make data` "
-        f"(looked in {project_root() / SEAA2023_DEFAULT})"
-    )
+    raise Seaa2023NotFoundError(defaults)
+
+
+def needs_seaa2023(dataset: str) -> bool:
+    """True when ``dataset``'s notebooks read the published SEAA 2023 folder."""
+    return get(dataset).raw_format == "seaa2023"
 
 
 def raw_dir(dataset: str) -> Path:

@@ -4,21 +4,26 @@ Two ways, both ending in a folder ``raw/``, ``interim/``, ``processed/`` checked
 ``MANIFEST.sha256`` (``sha256sum`` format, one ``<hex>  ./relative/path`` per line):
 
 * ``python -m helpers.core.fetch --local [DIR]`` verifies a local copy (default: the folder
-  ``helpers.core.datasets.seaa2023_dir()`` resolves, i.e. ``$SEAA2023_DIR`` or the shared checkout).
-* ``python -m helpers.core.fetch --url [URL] [--dest data_inputs/downloads]`` downloads the repository
-  archive with pooch, extracts it, copies its ``data/metrics/`` folder (plus the data licence,
-  ``data/LICENSE``) to ``<dest>/seaa2023/`` and verifies it against the manifest shipped in the
-  repository (``data_inputs/seaa2023.MANIFEST.sha256``).
+  ``helpers.core.datasets.seaa2023_dir()`` resolves: ``$SEAA2023_DIR``, else
+  ``data_inputs/downloads/seaa2023``, else the shared checkout beside the project).
+* ``python -m helpers.core.fetch --url [URL] [--dest data_inputs/downloads]`` downloads the
+  repository archive with pooch, extracts it, copies its ``data/metrics/`` folder (plus the data
+  licence, ``data/LICENSE``) to ``<dest>/seaa2023/`` and verifies it against the manifest shipped
+  in the repository (``data_inputs/seaa2023.MANIFEST.sha256``).
 
-Without ``--local``/``--url`` it downloads when ``$SEAA2023_URL`` is set, else verifies locally.
+Without ``--local``/``--url`` it downloads when ``$SEAA2023_URL`` is set; otherwise it verifies
+the local copy if there is one and downloads the published archive (``DEFAULT_URL``) if there is
+none (:func:`ensure_local_copy`, also what ``make figures`` does before the seaa2023 notebooks).
 Exit status: 0 when every listed file is present and matches, 1 otherwise (each missing or
-mismatched file is named on stderr).
+mismatched file is named on stderr; a failed download names the URL and how to use a local copy).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import logging
 import os
 import re
 import shlex
@@ -30,12 +35,21 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 import pooch
+import requests
 
-from helpers.core.datasets import SEAA2023_ENV, project_root, seaa2023_dir
+from helpers.core.datasets import (
+    SEAA2023_DOWNLOADED,
+    SEAA2023_ENV,
+    Seaa2023NotFoundError,
+    project_root,
+    seaa2023_dir,
+)
 from helpers.core.errors import InputFormatError
 
 #: Environment variable overriding the archive URL (and, with no mode flag, choosing download).
 URL_ENV = "SEAA2023_URL"
+#: Environment variable giving the archive's pooch hash (``sha256:<hex>``) for downloads.
+HASH_ENV = "SEAA2023_SHA256"
 #: The published archive: GAISSA-UPC/seaa2023_ect at the commit the paper's data comes from.
 DEFAULT_URL = (
     "https://github.com/GAISSA-UPC/seaa2023_ect/archive/"
@@ -44,18 +58,21 @@ DEFAULT_URL = (
 #: SHA256 of that archive. Unknown here (no internet access when this was written); GitHub may
 #: also regenerate archives, so the per-file manifest is the check that matters.
 DEFAULT_ARCHIVE_HASH: str | None = None
-#: Where downloads go, relative to the project root.
-DEFAULT_DEST = Path("data_inputs") / "downloads"
+#: Where downloads go, relative to the project root (the data lands in ``<dest>/seaa2023``,
+#: the first place ``helpers.core.datasets.seaa2023_dir`` looks).
+DEFAULT_DEST = SEAA2023_DOWNLOADED.parent
 #: The manifest shipped in the repository (our list of hashes of the published files).
 SHIPPED_MANIFEST = Path("data_inputs") / "seaa2023.MANIFEST.sha256"
 #: Name of the manifest inside a data folder.
 MANIFEST_NAME = "MANIFEST.sha256"
 #: Name of the data folder created under ``<dest>``.
-FOLDER_NAME = "seaa2023"
+FOLDER_NAME = SEAA2023_DOWNLOADED.name
 #: The data licence sits in the archive's ``data/`` folder, one level above ``data/metrics/``.
 DATA_LICENSE = "LICENSE"
-#: Seconds pooch waits on the server (connect and each read) before giving up.
+#: Seconds pooch waits for each read from the server before giving up.
 DEFAULT_TIMEOUT_S = 60.0
+#: Seconds to wait for the connection (short, so that an offline machine fails fast; no retries).
+CONNECT_TIMEOUT_S = 10.0
 
 _MANIFEST_LINE = re.compile(r"^(?P<digest>[0-9a-fA-F]{64}) [ *](?P<path>.+)$")
 
@@ -129,6 +146,34 @@ class VerificationError(ValueError):
         )
 
 
+class DownloadError(OSError):
+    """The archive could not be downloaded (no network, refused, timed out, HTTP error). The
+    message names the URL, the cause, and how to use a local copy instead."""
+
+    def __init__(self, url: str, cause: BaseException) -> None:
+        self.url = url
+        super().__init__(
+            f"could not download the SEAA 2023 data from {url}\n"
+            f"  ({_short_reason(cause)})\n"
+            "Without internet access, use a copy you already have: the folder holding raw/, "
+            "interim/ and\nprocessed/ (the data/metrics/ folder of that archive, unzipped):\n"
+            f"  {SEAA2023_ENV}=/path/to/seaa2023 make figures\n"
+            f"  {SEAA2023_ENV}=/path/to/seaa2023 make data    (checks it against "
+            f"{SHIPPED_MANIFEST.as_posix()})\n"
+            f"or download it from another address: make data {URL_ENV}=<archive URL>"
+        )
+
+
+def _short_reason(exc: BaseException) -> str:
+    """One line on why a request failed: the innermost connection error when there is one
+    (``requests`` wraps it twice), else the exception itself."""
+    reason = exc
+    inner = exc.args[0] if exc.args else None
+    if isinstance(exc, requests.exceptions.ConnectionError) and hasattr(inner, "reason"):
+        reason = inner.reason
+    return f"{type(exc).__name__}: {reason}"
+
+
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, str]:
     """Parse a ``sha256sum``-style manifest into {relative POSIX path: lower-case hex digest}.
 
@@ -188,7 +233,8 @@ def verify_tree(
 
 
 def _resolve(path: str | os.PathLike[str]) -> Path:
-    """Absolute path; relative ones are taken from the project root (as in helpers.core.datasets)."""
+    """Absolute path; relative ones are taken from the project root (as in
+    helpers.core.datasets)."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else (project_root() / p).resolve()
 
@@ -262,10 +308,25 @@ def archive_name(url: str) -> str:
 
 
 def _downloader(url: str, timeout_s: float) -> pooch.HTTPDownloader | None:
-    """An HTTP downloader with a timeout for http(s) URLs; pooch's choice for other schemes."""
+    """For http(s) URLs, an HTTP downloader that waits at most ``CONNECT_TIMEOUT_S`` (or
+    ``timeout_s`` if shorter) for the connection and ``timeout_s`` for each read, with a progress
+    bar on a terminal; pooch's choice for other schemes."""
     if urlparse(url).scheme in {"http", "https"}:
-        return pooch.HTTPDownloader(timeout=timeout_s)
+        return pooch.HTTPDownloader(timeout=(min(CONNECT_TIMEOUT_S, timeout_s), timeout_s),
+                                    progressbar=sys.stderr.isatty())
     return None
+
+
+@contextlib.contextmanager
+def _quiet_pooch():
+    """Silence pooch's INFO lines (this module prints its own, with the URL and the hash)."""
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _arrange(metrics: Path, staging: Path, manifest: Path) -> None:
@@ -297,30 +358,36 @@ def download(
         known_hash: pooch hash of the archive (``"sha256:<hex>"`` or bare hex); ``None`` skips
             the archive check with a warning and prints the archive's SHA256 for pinning.
         manifest: manifest to verify against; ``None`` means the shipped one.
-        timeout_s: seconds to wait on the server (connect and each read), http(s) only.
+        timeout_s: seconds to wait for each read from the server (the connection waits at most
+            ``CONNECT_TIMEOUT_S``), http(s) only; no retries.
 
     Returns the report for ``<dest>/seaa2023``. The folder is replaced only after every listed
     file verified. Raises ``VerificationError`` (missing or mismatched files, named),
     ``ValueError`` from pooch on an archive hash mismatch, ``FileNotFoundError`` if the archive
-    has no ``data/metrics/``, ``requests`` errors on download failures.
+    has no ``data/metrics/``, ``DownloadError`` (URL, cause, what to do) when the download fails.
     """
     url = url or os.environ.get(URL_ENV) or DEFAULT_URL
     dest_dir = _resolve(dest)
     manifest_path = _resolve(manifest) if manifest else shipped_manifest()
     read_manifest(manifest_path)  # fail on a bad manifest before downloading anything
-    if not known_hash:
-        known_hash = None
-        print(f"warning: no known hash for {url}; the archive itself is not checked "
-              f"(every extracted file is still verified against {manifest_path})",
-              file=sys.stderr)
+    known_hash = known_hash or None
     fname = archive_name(url)
     extract_dir = dest_dir / f"{fname}.unzip"
-    files = pooch.retrieve(
-        url, known_hash=known_hash, fname=fname, path=dest_dir,
-        processor=pooch.Unzip(extract_dir=extract_dir.name), downloader=_downloader(url, timeout_s),
-    )
+    if not (dest_dir / fname).is_file():
+        print(f"downloading {url}\n  to {dest_dir / fname}", flush=True)
+    try:
+        with _quiet_pooch():
+            files = pooch.retrieve(
+                url, known_hash=known_hash, fname=fname, path=dest_dir,
+                processor=pooch.Unzip(extract_dir=extract_dir.name),
+                downloader=_downloader(url, timeout_s),
+            )
+    except requests.exceptions.RequestException as exc:
+        raise DownloadError(url, exc) from exc
     if known_hash is None:
-        print(f"archive sha256: {sha256_file(dest_dir / fname)} "
+        print(f"warning: no known hash for {url}; the archive itself is not checked "
+              f"(every extracted file is still verified against {manifest_path})\n"
+              f"archive sha256: {sha256_file(dest_dir / fname)} "
               "(pin it with --known-hash sha256:<hex>)", file=sys.stderr)
     metrics = find_metrics_dir(files, extract_dir)
     final = dest_dir / FOLDER_NAME
@@ -336,6 +403,34 @@ def download(
         shutil.rmtree(final)
     staging.rename(final)
     return replace(report, root=final)
+
+
+def ensure_local_copy(
+    url: str | None = None,
+    dest: str | os.PathLike[str] = DEFAULT_DEST,
+    known_hash: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Path:
+    """The published SEAA 2023 folder, downloaded first if there is no local copy.
+
+    A copy is looked for with ``helpers.core.datasets.seaa2023_dir`` (``$SEAA2023_DIR``, else
+    ``data_inputs/downloads/seaa2023``, else the shared checkout beside the project); it is used
+    as it is. With none, :func:`download` fetches ``url`` (``None``: ``$SEAA2023_URL``, else
+    ``DEFAULT_URL``) into ``dest``, checking the archive against ``known_hash`` (``None``:
+    ``$SEAA2023_SHA256``, else ``DEFAULT_ARCHIVE_HASH``) and every file against the shipped
+    manifest. Raises ``FileNotFoundError`` when ``$SEAA2023_DIR`` names a folder without
+    ``raw/``, and what :func:`download` raises (``DownloadError`` offline).
+    """
+    try:
+        return seaa2023_dir()
+    except Seaa2023NotFoundError as exc:
+        looked_in = ", ".join(str(p) for p in exc.looked_in)
+    print(f"SEAA 2023 data: no local copy (${SEAA2023_ENV} unset; looked in {looked_in})",
+          flush=True)
+    known_hash = known_hash or os.environ.get(HASH_ENV) or DEFAULT_ARCHIVE_HASH
+    report = download(url, dest, known_hash=known_hash, timeout_s=timeout_s)
+    print(f"SEAA 2023 data: {report.summary()}", flush=True)
+    return report.root
 
 
 def _print_success(report: VerifyReport) -> None:
@@ -354,17 +449,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--local", nargs="?", const="", metavar="DIR",
-                      help=f"verify a local copy (default: ${SEAA2023_ENV} or the shared one)")
+                      help=f"verify a local copy (default: ${SEAA2023_ENV}, else "
+                           f"{SEAA2023_DOWNLOADED.as_posix()}, else the shared one)")
     mode.add_argument("--url", nargs="?", const="", metavar="URL",
                       help=f"download the archive (default: ${URL_ENV} or {DEFAULT_URL})")
     parser.add_argument("--dest", default=str(DEFAULT_DEST),
                         help="download folder (default: %(default)s)")
-    parser.add_argument("--known-hash", default=DEFAULT_ARCHIVE_HASH,
-                        help="archive hash for pooch, e.g. sha256:<hex> (default: unchecked)")
+    parser.add_argument("--known-hash", default=os.environ.get(HASH_ENV) or DEFAULT_ARCHIVE_HASH,
+                        help=f"archive hash for pooch, e.g. sha256:<hex> (default: ${HASH_ENV}, "
+                             "else unchecked; every file is checked against the manifest)")
     parser.add_argument("--manifest", default=None,
                         help="manifest to verify against (default: the folder's own for --local, "
                              f"{SHIPPED_MANIFEST} for downloads)")
     return parser
+
+
+def _verify_or_download(args: argparse.Namespace) -> VerifyReport:
+    """No mode flag and no ``$SEAA2023_URL``: verify the local copy, or download the published
+    archive when there is none."""
+    try:
+        return verify_local(None, args.manifest)
+    except Seaa2023NotFoundError as exc:
+        looked_in = ", ".join(str(p) for p in exc.looked_in)
+        print(f"no local copy (${SEAA2023_ENV} unset; looked in {looked_in})", flush=True)
+    return download(None, args.dest, args.known_hash, args.manifest)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -374,8 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if use_download:
             report = download(args.url or None, args.dest, args.known_hash, args.manifest)
-        else:
+        elif args.local is not None:
             report = verify_local(args.local or None, args.manifest)
+        else:
+            report = _verify_or_download(args)
     except VerificationError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

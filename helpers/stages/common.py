@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from helpers.core import datasets
 from helpers.plots.style import save_figure, use_style
 
 #: Resolution (dots per inch) of the figure previews shown in the notebooks.
@@ -82,4 +83,4 @@ def setup_display(max_columns: int | None = None, precision: int | None = None) 
 
 def wrote(paths: dict[str, Path]) -> list[str]:
     """One ``wrote <name>: <path>`` note per written file."""
-    return [f"wrote {k}: {v}" for k, v in paths.items()]
+    return [f"wrote {k}: {datasets.relative_to_project(v)}" for k, v in paths.items()]

@@ -80,7 +80,8 @@ def clear_raw_dir(config: grid.GridConfig) -> Section:
     """Delete the previous collection of this dataset
     (:func:`helpers.collect.grid.clean_raw_dir`)."""
     root = config.raw_root
-    return Section([f"removed previous {root}" if grid.clean_raw_dir(root) else f"new {root}"])
+    shown = datasets.relative_to_project(root)
+    return Section([f"removed previous {shown}" if grid.clean_raw_dir(root) else f"new {shown}"])
 
 
 def run(config: grid.GridConfig, progress: bool = True) -> Section:

@@ -128,6 +128,7 @@ def _crash_module(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_grid_survives_crashing_runs_and_records_return_codes(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("PYTHONPATH", str(_crash_module(tmp_path)))
     archs = ("squeezenet1_1", "mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18")
@@ -170,6 +171,30 @@ def test_grid_survives_crashing_runs_and_records_return_codes(tmp_path, monkeypa
     with pytest.raises(FileExistsError):
         grid.run_grid(cfg, progress=False)
     assert grid.clean_raw_dir(cfg.raw_root) and not cfg.raw_root.exists()
+
+
+def test_grid_json_records_raw_root_without_machine_paths(tmp_path, monkeypatch) -> None:
+    """Inside the project: relative to its root (``data_inputs/<dataset>/raw``); elsewhere:
+    ``.``, the folder holding grid.json. Never an absolute path of the machine."""
+    project = tmp_path / "project"
+    monkeypatch.setenv("DLE_PROJECT_ROOT", str(project))
+    inside = _config(tmp_path, raw_root=project / "data_inputs" / "mine" / "raw")
+    assert inside.to_dict()["raw_root"] == "data_inputs/mine/raw"
+    monkeypatch.chdir(project.parent)
+    assert _config(tmp_path, raw_root=Path("project/data_inputs/x/raw")).to_dict()[
+        "raw_root"] == "data_inputs/x/raw"
+    outside = _config(tmp_path)
+    assert outside.to_dict()["raw_root"] == "."
+    assert str(tmp_path) not in json.dumps(inside.to_dict()) + json.dumps(outside.to_dict())
+
+
+def test_committed_grids_record_project_relative_raw_roots() -> None:
+    data_inputs = Path(grid.__file__).resolve().parents[2] / "data_inputs"
+    grids = sorted(data_inputs.glob("*/raw/" + grid.GRID_FILE))
+    assert grids
+    for path in grids:
+        raw_root = json.loads(path.read_text())["config"]["raw_root"]
+        assert raw_root.startswith("data_inputs/") and raw_root.endswith("/raw"), path
 
 
 def test_clean_raw_dir_refuses_unrelated_folders(tmp_path) -> None:

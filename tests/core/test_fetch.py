@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.core import fetch
+from helpers.core import datasets, fetch
 from helpers.core.datasets import seaa2023_dir
 from helpers.core.errors import InputFormatError
 
@@ -264,7 +266,8 @@ def test_local_copy_with_missing_and_tampered_files_fails(tmp_path, capsys):
 
 
 def test_module_entry_point_exit_status(tmp_path):
-    """``python -m helpers.core.fetch`` (what ``make data`` runs) exits 0 on a good copy, 1 on a bad."""
+    """``python -m helpers.core.fetch`` (what ``make data`` runs) exits 0 on a good copy, 1 on a
+    bad one."""
     root = make_local_copy(tmp_path / "copy", expected_files())
     ok = subprocess.run([sys.executable, "-m", "helpers.core.fetch", "--local", str(root)],
                         capture_output=True, text=True, timeout=60)
@@ -321,3 +324,119 @@ def test_find_metrics_dir_looks_inside_the_extraction_only():
         fetch.find_metrics_dir(files[:1], base)
     with pytest.raises(ValueError, match="several"):
         fetch.find_metrics_dir([*files, base / "other/data/metrics/raw/y.csv"], base)
+
+
+# -- no local copy: download, or fail fast naming the URL -------------------------------------
+def closed_port_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens (the port was just released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/{SHA}.zip"
+
+
+@pytest.fixture
+def bare_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project root with only the shipped manifest (of the test files), no local copy of the
+    data anywhere: no $SEAA2023_DIR, no data_inputs/downloads/seaa2023, no ../shared."""
+    root = tmp_path / "project"
+    (root / "data_inputs").mkdir(parents=True)
+    write_manifest(root / fetch.SHIPPED_MANIFEST, expected_files())
+    monkeypatch.setenv(datasets.PROJECT_ROOT_ENV, str(root))
+    for var in (datasets.SEAA2023_ENV, fetch.URL_ENV, fetch.HASH_ENV):
+        monkeypatch.delenv(var, raising=False)
+    assert not any((p / "raw").exists() for p in datasets.seaa2023_default_dirs())
+    return root
+
+
+def test_no_local_copy_downloads_into_the_project(tmp_path, served, bare_project, monkeypatch,
+                                                  capsys):
+    with pytest.raises(datasets.Seaa2023NotFoundError):
+        datasets.seaa2023_dir()
+    url = served(make_archive(tmp_path / f"{SHA}.zip", FILES))
+    monkeypatch.setenv(fetch.URL_ENV, url)
+
+    root = fetch.ensure_local_copy(timeout_s=5)
+
+    out = capsys.readouterr().out
+    assert root == bare_project / "data_inputs" / "downloads" / "seaa2023"
+    assert datasets.seaa2023_dir() == root  # found without $SEAA2023_DIR from now on
+    assert (root / GPU).read_bytes() == FILES[GPU]
+    assert "no local copy" in out and f"downloading {url}" in out
+    assert f"{len(expected_files())}/{len(expected_files())} files match" in out
+    # a second call uses the copy: no download
+    assert fetch.ensure_local_copy(timeout_s=5) == root
+    assert "downloading" not in capsys.readouterr().out
+
+
+def test_existing_copy_is_used_without_download(tmp_path, bare_project, monkeypatch, capsys):
+    copy = make_local_copy(tmp_path / "copy", expected_files())
+    monkeypatch.setenv(datasets.SEAA2023_ENV, str(copy))
+    monkeypatch.setenv(fetch.URL_ENV, closed_port_url())  # would fail if it were tried
+
+    assert fetch.ensure_local_copy() == copy
+    assert capsys.readouterr().out == ""
+
+
+def test_seaa2023_dir_without_raw_is_an_error_not_a_download(tmp_path, bare_project,
+                                                             monkeypatch):
+    monkeypatch.setenv(datasets.SEAA2023_ENV, str(tmp_path / "typo"))
+    monkeypatch.setenv(fetch.URL_ENV, closed_port_url())
+    with pytest.raises(FileNotFoundError, match=r"typo \(\$SEAA2023_DIR\) has no raw/") as info:
+        fetch.ensure_local_copy()
+    assert not isinstance(info.value, datasets.Seaa2023NotFoundError)
+
+
+def test_offline_download_fails_fast_naming_url_and_local_copy(bare_project, monkeypatch,
+                                                               capsys):
+    url = closed_port_url()
+    monkeypatch.setenv(fetch.URL_ENV, url)
+    start = time.perf_counter()
+
+    with pytest.raises(fetch.DownloadError) as info:
+        fetch.ensure_local_copy()
+
+    assert time.perf_counter() - start < 10
+    message = str(info.value)
+    assert url in message and "Connection refused" in message
+    assert "SEAA2023_DIR=/path/to/seaa2023 make figures" in message
+    assert "make data" in message
+    assert f"downloading {url}" in capsys.readouterr().out
+    assert not (bare_project / "data_inputs" / "downloads" / "seaa2023").exists()
+
+
+def test_unreachable_host_gives_up_after_the_connect_timeout(tmp_path, monkeypatch):
+    """A blackholed address (TEST-NET-1, RFC 5737) fails within the connect timeout, without
+    retries (``CONNECT_TIMEOUT_S`` lowered here to keep the test short)."""
+    monkeypatch.setattr(fetch, "CONNECT_TIMEOUT_S", 1.0)
+    url = "http://192.0.2.1:81/archive.zip"
+    start = time.perf_counter()
+    with pytest.raises(fetch.DownloadError, match=re.escape(url)):
+        fetch.download(url, tmp_path / "d", manifest=write_manifest(tmp_path / "m", FILES))
+    assert time.perf_counter() - start < 5
+
+
+def test_http_downloader_waits_briefly_for_the_connection():
+    downloader = fetch._downloader("https://example.org/a.zip", fetch.DEFAULT_TIMEOUT_S)
+    connect_s, read_s = downloader.kwargs["timeout"]
+    assert connect_s == fetch.CONNECT_TIMEOUT_S <= 15
+    assert read_s == fetch.DEFAULT_TIMEOUT_S
+    assert fetch._downloader("https://example.org/a.zip", 2).kwargs["timeout"] == (2, 2)
+
+
+def test_cli_without_flags_downloads_when_there_is_no_local_copy(tmp_path, served, bare_project,
+                                                                 monkeypatch, capsys):
+    """``make data`` on a fresh machine: no flag, no $SEAA2023_URL, nothing local."""
+    url = served(make_archive(tmp_path / f"{SHA}.zip", FILES))
+    monkeypatch.setattr(fetch, "DEFAULT_URL", url)
+
+    rc = fetch.main([])
+
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "no local copy" in out and f"downloading {url}" in out
+    assert (bare_project / "data_inputs" / "downloads" / "seaa2023" / GPU).is_file()
+    # run again: the copy is verified, nothing downloaded
+    assert fetch.main([]) == 0
+    out = capsys.readouterr().out
+    assert "downloading" not in out and "files match" in out
