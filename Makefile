@@ -9,9 +9,12 @@ STAMP := $(VENV)/.installed
 # figures` and `make data` download the published archive (helpers/core/fetch.py), or the one at
 # SEAA2023_URL, checking it against SEAA2023_SHA256 (sha256:<hex>) when given.
 export SEAA2023_DIR SEAA2023_URL SEAA2023_SHA256
-# Datasets processed by `make figures` (see helpers/core/datasets.py); VERBOSE=1 also shows what
-# the notebooks print.
-DATASETS ?= seaa2023 collected gpu-h100
+# Datasets processed by `make figures`: every registered one whose inputs are there (see
+# helpers/core/datasets.py; the published SEAA 2023 data is downloaded when absent, ee-training is
+# read in place from EE_TRAINING_DIR or ../shared/data/ee-training and skipped with a note when
+# absent), or those named, e.g. DATASETS="gpu-h100 my-runs". VERBOSE=1 also shows what the
+# notebooks print.
+DATASETS ?=
 
 .PHONY: install figures test test-fast lint data bench clean-outputs
 

@@ -257,11 +257,18 @@ def run_all(names: list[str], verbose: bool = False) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("datasets", nargs="*", default=list(datasets.DATASETS))
+    parser.add_argument("datasets", nargs="*",
+                        help="datasets to run (default: every registered one whose inputs are "
+                             "there, see helpers.core.datasets.default_datasets)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also show what the notebooks print (stdout) as they run")
     args = parser.parse_args(argv)
-    return run_all(args.datasets, args.verbose)
+    names = args.datasets
+    if not names:
+        names, notes = datasets.default_datasets()
+        for note in notes:
+            print(f"note: {note}", flush=True)
+    return run_all(names, args.verbose)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,11 @@
 """Dataset registry: where each dataset's raw inputs live and which notebooks process it.
 
+A dataset is a folder: given by name (``data_inputs/<name>/``), or by a path (notebook 02's
+``data_dir`` parameter, or the environment variable ``<NAME>_DIR``: :func:`data_dir_env`).
+What kind of data it holds (published SEAA 2023 logs, the project's run folders, CodeCarbon
+CSVs, a tidy samples CSV with its mapping file) is detected from the files
+(:mod:`helpers.readers.detect`, docs/own-data.md), not from the name.
+
 Nothing here touches the file system at import. Locations are resolved when asked for, from
 parameters first and environment variables second.
 """
@@ -7,8 +13,11 @@ parameters first and environment variables second.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from helpers.core.raw_format import METADATA_FILE, SAMPLES_FILE
 
 #: Environment variable naming the folder that holds the published SEAA 2023 data
 #: (the one containing ``raw/``, ``interim/`` and ``processed/``).
@@ -20,6 +29,10 @@ SEAA2023_DOWNLOADED = Path("data_inputs") / "downloads" / "seaa2023"
 SEAA2023_DEFAULT = Path("..") / "shared" / "data" / "seaa2023"
 #: Environment variable overriding the project root (defaults to the repository checkout).
 PROJECT_ROOT_ENV = "DLE_PROJECT_ROOT"
+#: Environment variable naming the folder of the published EE-Training CSV.
+EE_TRAINING_ENV = "EE_TRAINING_DIR"
+#: ``raw_format`` of a dataset whose kind is detected from its files when it is merged.
+DETECT = "detect"
 
 
 @dataclass(frozen=True)
@@ -28,11 +41,19 @@ class DatasetConfig:
 
     Attributes:
         name: short name, used in output folders (``data_outputs/<name>/``, ``figures/<name>/``).
-        raw_format: ``"seaa2023"`` (published nvidia-smi/psutil logs) or ``"project"`` (our
-            sampler's format, see ``data_inputs/README.md``).
+        raw_format: the kind of its files: ``"seaa2023"`` (published nvidia-smi/psutil logs),
+            ``"project"`` (our sampler's format, docs/raw-format.md), ``"codecarbon"``,
+            ``"samples"`` (a tidy samples CSV with a mapping file), or :data:`DETECT` (a folder
+            that does not exist yet or holds nothing recognisable: notebook 02 says why). For
+            an unregistered name it is what :func:`helpers.readers.detect.detect` finds.
         notebooks: notebook stems run in order by ``make figures``.
         description: one line for reports.
         parameters: per-notebook papermill parameters overriding the notebooks' defaults.
+        data_env: environment variable naming its folder (None: :func:`data_dir_env`).
+        default_dirs: folders looked in, relative to the project root, after
+            ``data_inputs/<name>/`` (the first that exists is used).
+        timezone: timezone of time stamps without an offset in CodeCarbon and samples CSVs
+            (a mapping file's ``timezone`` wins).
     """
 
     name: str
@@ -40,6 +61,9 @@ class DatasetConfig:
     notebooks: tuple[str, ...]
     description: str
     parameters: dict[str, dict] = field(default_factory=dict)
+    data_env: str | None = None
+    default_dirs: tuple[Path, ...] = ()
+    timezone: str = "UTC"
 
 
 ANALYSIS_NOTEBOOKS = ("02-merge", "03-clean", "04-trade-offs", "05-power-behaviour",
@@ -61,6 +85,7 @@ DATASETS: dict[str, DatasetConfig] = {
         raw_format="seaa2023",
         notebooks=ANALYSIS_NOTEBOOKS,
         description="SEAA 2023 published raw logs (RTX 3090 'cloud', RTX 3070 'local-v2')",
+        data_env=SEAA2023_ENV,
     ),
     "collected": DatasetConfig(
         name="collected",
@@ -78,6 +103,18 @@ DATASETS: dict[str, DatasetConfig] = {
                     "docs/gpu-measurements.md)",
         # ~30 s runs of 8 epochs of ~3 s, two per architecture
         parameters=SHORT_RUN_PARAMETERS,
+    ),
+    "ee-training": DatasetConfig(
+        name="ee-training",
+        raw_format="codecarbon",
+        notebooks=ANALYSIS_NOTEBOOKS,
+        description="EE-Training: one CodeCarbon row per training run of a timm image "
+                    "classifier on one RTX 3090 (CIFAR-10/100); per-run energies, no samples",
+        data_env=EE_TRAINING_ENV,
+        default_dirs=(Path("..") / "shared" / "data" / "ee-training",),
+        # CodeCarbon writes local time without an offset; the runs were tracked in Germany
+        # (country_name)
+        timezone="Europe/Berlin",
     ),
 }
 
@@ -139,17 +176,56 @@ def seaa2023_dir(path: str | os.PathLike[str] | None = None) -> Path:
 
 
 def needs_seaa2023(dataset: str) -> bool:
-    """True when ``dataset``'s notebooks read the published SEAA 2023 folder."""
-    return get(dataset).raw_format == "seaa2023"
+    """True when ``dataset``'s notebooks read the published SEAA 2023 folder (the registered
+    ``seaa2023`` dataset, whose data is downloaded when absent)."""
+    return dataset in DATASETS and DATASETS[dataset].raw_format == "seaa2023"
 
 
-def raw_dir(dataset: str) -> Path:
-    """Folder with the raw files of ``dataset``: the published folder's ``raw/`` for seaa2023,
-    ``data_inputs/<dataset>/raw`` for datasets in the project's own format."""
-    cfg = get(dataset)
-    if cfg.raw_format == "seaa2023":
-        return seaa2023_dir() / "raw"
-    return project_root() / "data_inputs" / dataset / "raw"
+def data_dir_env(dataset: str) -> str:
+    """The environment variable naming ``dataset``'s folder: the registered one
+    (``SEAA2023_DIR``, ``EE_TRAINING_DIR``), else the name upper-cased with other characters
+    than letters and digits as ``_``, followed by ``_DIR`` (``my-runs`` -> ``MY_RUNS_DIR``)."""
+    cfg = DATASETS.get(dataset)
+    if cfg is not None and cfg.data_env:
+        return cfg.data_env
+    return re.sub(r"[^A-Za-z0-9]", "_", dataset).upper() + "_DIR"
+
+
+def _from_root(path: str | os.PathLike[str]) -> Path:
+    p = Path(path).expanduser()
+    return (p if p.is_absolute() else project_root() / p).resolve()
+
+
+def input_candidates(dataset: str) -> tuple[Path, ...]:
+    """The folders looked in for ``dataset`` when no location is given: ``data_inputs/<name>/``
+    and the registered ``default_dirs``."""
+    cfg = DATASETS.get(dataset)
+    extra = cfg.default_dirs if cfg is not None else ()
+    return (project_root() / "data_inputs" / dataset, *(_from_root(p) for p in extra))
+
+
+def input_dir(dataset: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The folder (or file) holding ``dataset``'s inputs: ``data_dir``, else
+    ``$<NAME>_DIR`` (:func:`data_dir_env`), else the first existing of
+    :func:`input_candidates`. Relative paths are taken from the project root. A given path that
+    does not exist raises ``FileNotFoundError`` naming it and where it came from; nothing found
+    raises ``FileNotFoundError`` naming the places looked in and the variable to set."""
+    env = data_dir_env(dataset)
+    for given, source in ((data_dir, "data_dir"), (os.environ.get(env), f"${env}")):
+        if given is None or str(given) == "":
+            continue
+        p = _from_root(given)
+        if not p.exists():
+            raise FileNotFoundError(f"dataset {dataset!r}: {p} ({source}) does not exist")
+        return p
+    candidates = input_candidates(dataset)
+    for p in candidates:
+        if p.exists():
+            return p
+    places = ", ".join(str(p) for p in candidates)
+    raise FileNotFoundError(f"dataset {dataset!r} not found (looked in {places}): put it in "
+                            f"data_inputs/{dataset}/, or set ${env} or notebook 02's data_dir "
+                            "to its folder")
 
 
 def output_dir(dataset: str, kind: str) -> Path:
@@ -165,15 +241,60 @@ def figures_dir(dataset: str) -> Path:
     return project_root() / "figures" / dataset
 
 
+def holds_project_runs(folder: Path) -> bool:
+    """True when ``folder`` or its ``raw/`` holds a run folder of the project's format
+    (``<env>/<arch>/<NNN>/``, 3 or more digits, with ``metadata.json`` or ``samples.csv``)."""
+    for root in (folder / "raw", folder):
+        for name in (METADATA_FILE, SAMPLES_FILE):
+            if any(p.parent.name.isdigit() and len(p.parent.name) >= 3
+                   for p in root.glob(f"*/*/*/{name}")):
+                return True
+    return False
+
+
+def detected_kind(dataset: str) -> str:
+    """The kind of an unregistered dataset, from its folder (:func:`input_dir`):
+    ``"project"`` where the folder does not exist yet (notebook 01 writes that format), is
+    empty, or holds project run folders; else :data:`DETECT`: notebook 02 detects the kind
+    (:func:`helpers.readers.detect.detect`) or says why the folder is not recognised."""
+    try:
+        folder = input_dir(dataset)
+    except FileNotFoundError:
+        return "project"
+    if folder.is_dir() and (not any(folder.iterdir()) or holds_project_runs(folder)):
+        return "project"
+    return DETECT
+
+
+def default_datasets() -> tuple[list[str], list[str]]:
+    """The registered datasets ``make figures`` runs when none is named, and a note per dataset
+    left out: those whose notebooks collect or download their own inputs (``collected``,
+    ``seaa2023``) always, the others when their folder is found (:func:`input_dir`)."""
+    chosen, notes = [], []
+    for name, cfg in DATASETS.items():
+        if needs_seaa2023(name) or "01-collect" in cfg.notebooks:
+            chosen.append(name)
+            continue
+        try:
+            input_dir(name)
+        except FileNotFoundError as exc:
+            notes.append(f"{name} skipped: {exc}")
+            continue
+        chosen.append(name)
+    return chosen, notes
+
+
 def get(dataset: str) -> DatasetConfig:
-    """Return the config of a registered dataset, or a config for an unregistered folder under
-    ``data_inputs/<dataset>/raw`` in the project's format (your own runs from notebook 01), run
-    through notebooks 02-06 with :data:`SHORT_RUN_PARAMETERS` (register a ``DatasetConfig`` for
-    runs of minutes)."""
+    """Return the config of a registered dataset, or one for an unregistered name, whose kind
+    is detected from its folder (:func:`detected_kind`; ``data_inputs/<dataset>/``, or
+    ``$<NAME>_DIR``). Unregistered datasets in the project's format (your own runs from
+    notebook 01) run through notebooks 02-06 with :data:`SHORT_RUN_PARAMETERS` (register a
+    ``DatasetConfig`` for runs of minutes); the other kinds with the notebooks' defaults."""
     if dataset in DATASETS:
         return DATASETS[dataset]
+    kind = detected_kind(dataset)
     return DatasetConfig(
-        name=dataset, raw_format="project", notebooks=ANALYSIS_NOTEBOOKS,
-        description=f"project-format dataset data_inputs/{dataset}",
-        parameters=SHORT_RUN_PARAMETERS,
+        name=dataset, raw_format=kind, notebooks=ANALYSIS_NOTEBOOKS,
+        description=f"{kind} dataset {dataset}",
+        parameters=SHORT_RUN_PARAMETERS if kind == "project" else {},
     )

@@ -21,24 +21,57 @@ EVENT_COLUMNS = ["run_id", "time_utc", "event", "epoch", "val_accuracy", "val_f1
 
 @dataclass
 class MergeOutputs:
-    """What the merge stage produces (see module docstring)."""
+    """What the merge stage produces (see module docstring). ``source_columns``: for per-run
+    sources (CodeCarbon), what became of each column of the files (written to
+    ``interim/source_columns.csv``); None for the sample formats, whose columns are fixed."""
 
     profiling: pd.DataFrame
     run_index: pd.DataFrame
     events: pd.DataFrame
     skips: pd.DataFrame
     match_counts: pd.DataFrame
+    source_columns: pd.DataFrame | None = None
 
     def write(self, dataset: str) -> dict[str, Path]:
-        """Write every table atomically under ``data_outputs/<dataset>/interim``."""
+        """Write every table atomically under ``data_outputs/<dataset>/interim`` (a stale
+        ``source_columns.csv`` of another source is removed)."""
         d = datasets.output_dir(dataset, "interim")
-        return {
+        out = {
             "profiling": io.write_parquet(self.profiling, d / "profiling.parquet"),
             "run_index": io.write_parquet(self.run_index, d / "run_index.parquet"),
             "events": io.write_parquet(self.events, d / "events.parquet"),
             "skips": io.write_csv(self.skips, d / "skips.csv"),
             "match_counts": io.write_csv(self.match_counts, d / "match_counts.csv"),
         }
+        columns = d / "source_columns.csv"
+        if self.source_columns is not None:
+            out["source_columns"] = io.write_csv(self.source_columns, columns)
+        elif columns.exists():
+            columns.unlink()
+        return out
+
+
+#: Columns of ``skips.csv``.
+SKIP_COLUMNS = ["run_id", "file", "line", "column", "reason", "rows"]
+
+
+def empty_profiling() -> pd.DataFrame:
+    """A profiling table without samples (a per-run source): the schema's columns, typed."""
+    text = {"train_strategy", "architecture", "gpu_name", "dataset", "run_id", "phase",
+            "source_file"}
+    dtypes = {"run": "int64", "timestamp": "int64", "time_utc": "datetime64[ms, UTC]",
+              **{c: "str" for c in text}}
+    cols = [*PROFILING_COLUMNS, *SAMPLE_EXTRA_COLUMNS]
+    return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "float64")) for c in cols})
+
+
+def empty_events() -> pd.DataFrame:
+    """An events table without events, typed."""
+    return pd.DataFrame({"run_id": pd.Series(dtype="str"),
+                         "time_utc": pd.Series(dtype="datetime64[ms, UTC]"),
+                         "event": pd.Series(dtype="str"), "epoch": pd.Series(dtype="float64"),
+                         "val_accuracy": pd.Series(dtype="float64"),
+                         "val_f1": pd.Series(dtype="float64")})
 
 
 @dataclass

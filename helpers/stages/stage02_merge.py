@@ -1,10 +1,17 @@
 """Stage of notebook 02 (merge): read one dataset's raw logs, join GPU with CPU/RAM samples, and
 write the interim tables (docs/methods.md#merge).
 
+The dataset's folder (:func:`helpers.core.datasets.input_dir`) is read by the reader of the kind
+detected on disk (:func:`helpers.readers.detect.detect`; docs/own-data.md): published SEAA 2023
+logs, the project's run folders, CodeCarbon CSVs (per-run energies, no samples), or a tidy
+samples CSV described by its mapping file.
+
 Interim outputs (``data_outputs/<dataset>/interim/``): ``profiling.parquet`` (samples in the
-DL Training Profiling Dataset schema + extras), ``run_index.parquet`` (one row per discovered
-run: identity, status, training metadata), ``events.parquet`` (phase events, project format),
-``skips.csv`` (every recorded skip with file, line, column, reason), ``match_counts.csv``.
+DL Training Profiling Dataset schema + extras; empty for CodeCarbon), ``run_index.parquet`` (one
+row per discovered run: identity, status, training metadata, and for CodeCarbon the per-run
+energies), ``events.parquet`` (phase events), ``skips.csv`` (every recorded skip with file,
+line, column, reason), ``match_counts.csv``, and for CodeCarbon ``source_columns.csv`` (what
+became of each column of the files, the ignored ones included).
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.core import datasets
-from helpers.readers import merge, project_merge, seaa2023
+from helpers.core.errors import InputFormatError
+from helpers.readers import codecarbon, detect, merge, project_merge, samples_csv, seaa2023
 from helpers.readers.merge import EVENT_COLUMNS, MergeOutputs
 from helpers.stages import common
 from helpers.stages.common import Section, wrote
@@ -47,16 +55,55 @@ def merge_seaa2023(raw_dir: Path, tolerance_s: float = merge.DEFAULT_TOLERANCE_S
     return MergeOutputs(profiling, index, events, logs.skips, merged.match_counts)
 
 
+def locate(dataset: str, data_dir: str | None = None) -> detect.DetectedInput:
+    """Find ``dataset``'s folder (``data_dir``, ``$<NAME>_DIR``, ``data_inputs/<name>/``, the
+    registered places; the published SEAA 2023 data as :func:`datasets.seaa2023_dir` finds it)
+    and detect its kind. A registered dataset whose files are of another kind than registered
+    raises :class:`InputFormatError`."""
+    cfg = datasets.get(dataset)
+    if datasets.needs_seaa2023(dataset):
+        folder = datasets.seaa2023_dir(data_dir)
+    else:
+        folder = datasets.input_dir(dataset, data_dir)
+    found = detect.detect(folder)
+    if dataset in datasets.DATASETS and found.kind != cfg.raw_format:
+        raise InputFormatError(folder, f"dataset {dataset!r} is registered as "
+                               f"{cfg.raw_format!r} but holds {found.kind!r} data "
+                               f"({found.evidence})")
+    return found
+
+
+def _timezone(found: detect.DetectedInput, cfg: datasets.DatasetConfig) -> str:
+    """Timezone of naive stamps of a CodeCarbon or samples source: the mapping file's, else the
+    registered dataset's, else UTC."""
+    return found.mapping.get("timezone") or cfg.timezone
+
+
+def merge_found(found: detect.DetectedInput, dataset: str,
+                tolerance_s: float = merge.DEFAULT_TOLERANCE_S,
+                tz: str = seaa2023.DEFAULT_TZ) -> MergeOutputs:
+    """Read a detected dataset with the reader of its kind; ``tz`` is the timezone of the
+    published SEAA 2023 logs (CodeCarbon and samples sources use :func:`_timezone`)."""
+    cfg = datasets.get(dataset)
+    if found.kind == "seaa2023":
+        metrics = found.root.parent / "interim" / "model_metrics.gzip"
+        return merge_seaa2023(found.root, tolerance_s, tz,
+                              metrics if metrics.is_file() else None, dataset)
+    if found.kind == "project":
+        return project_merge.merge_project(found.root, dataset, tolerance_s)
+    if found.kind == "codecarbon":
+        result = codecarbon.read_codecarbon(list(found.files), dataset,
+                                            environment=found.mapping.get("environment"),
+                                            tz=_timezone(found, cfg))
+        return codecarbon.merge_outputs(result)
+    return samples_csv.read_samples(list(found.files), found.mapping, found.mapping_file,
+                                    dataset, _timezone(found, cfg))
+
+
 def merge_dataset(dataset: str, tolerance_s: float = merge.DEFAULT_TOLERANCE_S,
                   tz: str = seaa2023.DEFAULT_TZ, data_dir: str | None = None) -> MergeOutputs:
-    """Run the merge stage for a registered dataset (dispatch on its raw format)."""
-    cfg = datasets.get(dataset)
-    if cfg.raw_format == "seaa2023":
-        root = datasets.seaa2023_dir(data_dir)
-        return merge_seaa2023(root / "raw", tolerance_s, tz,
-                              root / "interim" / "model_metrics.gzip", dataset)
-    raw = Path(data_dir) if data_dir else datasets.raw_dir(dataset)
-    return project_merge.merge_project(raw, dataset, tolerance_s)
+    """Run the merge stage for a dataset: locate its folder, detect its kind, read it."""
+    return merge_found(locate(dataset, data_dir), dataset, tolerance_s, tz)
 
 
 def read_interim(dataset: str) -> MergeOutputs:
@@ -86,12 +133,29 @@ def merge_and_write(dataset: str, tolerance_s: float = merge.DEFAULT_TOLERANCE_S
                     tz: str = seaa2023.DEFAULT_TZ, data_dir: str | None = None
                     ) -> tuple[MergeOutputs, Section]:
     """Merge ``dataset`` (:func:`merge_dataset`) and write the interim tables; the section
-    counts runs and GPU samples and lists the written files."""
-    merged = merge_dataset(dataset, tolerance_s=tolerance_s, tz=tz, data_dir=data_dir)
+    names the input and the kind detected (and the files under it left out), counts runs and
+    GPU samples, lists the written files and, for CodeCarbon, what became of each column of the
+    files (the ignored ones named)."""
+    found = locate(dataset, data_dir)
+    merged = merge_found(found, dataset, tolerance_s, tz)
     paths = merged.write(dataset)
-    notes = [f"{len(merged.run_index)} runs, {len(merged.profiling):,} GPU samples",
+    notes = [f"input: {datasets.relative_to_project(found.path)} (kind {found.kind}: "
+             f"{found.evidence})",
+             *(f"not part of the dataset: {datasets.relative_to_project(p)} (not a "
+               f"{found.kind} file)" for p in found.ignored_files),
+             f"{len(merged.run_index)} runs, {len(merged.profiling):,} GPU samples",
              *wrote(paths)]
-    return merged, Section(notes)
+    tables = {}
+    if merged.source_columns is not None:
+        cols = merged.source_columns
+        ignored = cols.loc[cols["used_as"] == "ignored", "column"].tolist()
+        notes.append(f"source columns: {len(cols) - len(ignored)} read, {len(ignored)} ignored"
+                     + (f" ({', '.join(ignored)})" if ignored else ""))
+        tables["what became of each source column"] = cols
+    if found.kind == "codecarbon":
+        notes.append("per-run energies from CodeCarbon: no samples, so no sample-based "
+                     "analysis (power behaviour, per-epoch energies) for this dataset")
+    return merged, Section(notes, tables)
 
 
 def unmatched_samples(merged: MergeOutputs, top: int = 10) -> Section:
@@ -99,6 +163,8 @@ def unmatched_samples(merged: MergeOutputs, top: int = 10) -> Section:
     ``top`` runs with the most unmatched samples."""
     counts = merged.match_counts
     unmatched, total = counts["unmatched"].sum(), counts["gpu_samples"].sum()
+    if total == 0:
+        return Section(["no samples to match (a per-run source)"])
     note = f"unmatched GPU samples: {unmatched:,} of {total:,} ({unmatched / total:.2%})"
     table = counts.sort_values("unmatched", ascending=False).head(top)
     return Section([note], {"runs with the most unmatched samples": table})

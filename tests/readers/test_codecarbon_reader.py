@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from helpers.core import datasets
 from helpers.core.errors import InputFormatError
 from helpers.core.schema import RUN_COLUMNS
 from helpers.readers.codecarbon import read_codecarbon
@@ -28,6 +30,7 @@ def _row(run_id: str = "r1", duration: str = "3600", gpu_energy: str = "0.5",
 
 
 def _write(tmp_path, *rows: str, header: str = HEADER):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "emissions.csv"
     path.write_text("\n".join([header, *rows]) + "\n")
     return path
@@ -104,3 +107,109 @@ def test_empty_required_value_and_duplicates_are_recorded_skips(tmp_path):
     assert "empty required value in 'duration'" in reasons[2]
     assert "superseded by line 4" in reasons[3]
     assert reasons[5] == "zero duration"
+
+
+# -- extra columns, column report, torn lines, duplicates across files, the published file ----
+
+EE_HEADER = ("timestamp,project_name,run_id,model,dataset,epochs,batch_size,duration,emissions,"
+             "cpu_power,gpu_power,ram_power,cpu_energy,gpu_energy,ram_energy,energy_consumed,"
+             "gpu_count,gpu_model,eval_top1,eval_top5,forward_flops,training_flops,params,"
+             "throughput")
+
+
+def _ee_row(run_id: str, stamp: str = "2024-05-01T12:00:00", gpu_energy: str = "0.5") -> str:
+    return (f"{stamp},resnet18_c10,{run_id},resnet18,cifar10,50,32,3600,0.2,47.5,300,20,"
+            f"0.1,{gpu_energy},0.05,0.65,1,1 x NVIDIA GeForce RTX 3090,91.45,99.69,0.038,0.075,"
+            "11.69,1600")
+
+
+def test_extra_columns_mapped_with_units_and_file_values_kept(tmp_path):
+    path = _write(tmp_path, _ee_row("r1"), header=EE_HEADER)
+    res = read_codecarbon(path, "my-registry")
+    run = res.runs.iloc[0]
+    assert run["gflops"] == pytest.approx(0.038) and run["training_gflops"] == 0.075
+    assert run["params"] == pytest.approx(11.69e6)
+    assert run["accuracy"] == pytest.approx(0.9145)
+    assert run["top5_accuracy"] == pytest.approx(0.9969)
+    assert (run["architecture"], run["epochs"], run["batch_size"]) == ("resnet18", 50, 32)
+    # the file's dataset is kept; the registry name has its own column
+    assert (run["dataset"], run["image_dataset"], run["registry_dataset"]) == (
+        "cifar10", "cifar10", "my-registry")
+    # the tracked window, named, is the training window where nothing else is known
+    assert run["energy_window"] == run["training_window"] == "codecarbon tracker (whole run)"
+    assert run["training_energy_j"] == run["energy_j"] == pytest.approx(0.5 * 3.6e6)
+    assert run["training_duration_s"] == run["duration_s"] == 3600
+    cols = res.columns.set_index("column")
+    assert set(res.ignored_columns) == {"cpu_power", "gpu_power", "ram_power", "throughput"}
+    assert cols.loc["eval_top1", "used_as"] == "accuracy"
+    assert "%" in cols.loc["eval_top1", "note"] and "millions" in cols.loc["params", "note"]
+    assert set(cols.index) == set(EE_HEADER.split(","))  # every column accounted for
+
+
+def test_plain_codecarbon_without_extras(tmp_path):
+    header = ",".join(c for c in HEADER.split(",")[:31])  # CodeCarbon's own columns only
+    row = ",".join(_row("r1").split(",")[:31])
+    res = read_codecarbon(_write(tmp_path, row, header=header), "cc")
+    run = res.runs.iloc[0]
+    assert run["architecture"] == "proj"  # project_name where no model column
+    assert math.isnan(run["gflops"]) and math.isnan(run["accuracy"]) and run["dataset"] is None
+    assert run["training_energy_j"] == pytest.approx(1.8e6)
+
+
+def test_percent_rule_leaves_fractions_and_flops_rule_converts_flops(tmp_path):
+    header = HEADER.replace(",accuracy,FLOPs", ",accuracy,forward_flops")
+    res = read_codecarbon(_write(tmp_path, _row("r1"), header=header), "cc")
+    assert res.runs["accuracy"].iloc[0] == pytest.approx(0.9)  # 0.9: already a fraction
+    assert res.runs["gflops"].iloc[0] == pytest.approx(4.1)  # 4.1e9 FLOPs
+    note = res.columns.set_index("column").loc["forward_flops", "note"]
+    assert note == "FLOPs -> GFLOPs (/ 1e9)"
+
+
+def test_torn_last_line_is_a_recorded_skip(tmp_path):
+    path = tmp_path / "emissions.csv"
+    path.write_text("\n".join([HEADER, _row("r1"), _row("r2")[:40]]))  # cut mid-write
+    res = read_codecarbon(path, "cc")
+    assert list(res.runs["codecarbon_run_id"]) == ["r1"]
+    (skip,) = res.skipped.itertuples()
+    assert skip.line == 3 and "torn last line" in skip.reason
+    # a complete last line without a newline is kept
+    path.write_text("\n".join([HEADER, _row("r1"), _row("r2")]))
+    assert len(read_codecarbon(path, "cc").runs) == 2
+
+
+def test_same_run_id_in_two_files_is_counted_once(tmp_path):
+    a = _write(tmp_path / "a", _row("r1", gpu_energy="0.4"), _row("r2"))
+    b = _write(tmp_path / "b", _row("r1", gpu_energy="0.5", stamp="2024-05-01T13:00:00"))
+    res = read_codecarbon([a, b], "cc")
+    assert sorted(res.runs["codecarbon_run_id"]) == ["r1", "r2"]
+    r1 = res.runs.set_index("codecarbon_run_id").loc["r1"]
+    assert r1["gpu_energy_j"] == pytest.approx(0.5 * 3.6e6)  # written later
+    (skip,) = res.skipped.itertuples()
+    assert (skip.source_file, skip.line) == (str(a), 2)
+    assert "duplicate run_id 'r1'" in skip.reason and str(b) in skip.reason
+
+
+def _ee_training() -> Path | None:
+    """The published EE-Training CSV where the registry finds it (None: absent)."""
+    try:
+        path = datasets.input_dir("ee-training") / "training_energy.csv"
+    except FileNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
+@pytest.mark.skipif(_ee_training() is None, reason="EE-Training CSV not present")
+def test_published_ee_training_file():
+    res = read_codecarbon(_ee_training(), "ee-training")
+    assert len(res.runs) == 198 and res.skipped.empty
+    row = res.runs.set_index("codecarbon_run_id").loc["ae5f106a-aa96-4e0c-b578-f7ee11628908"]
+    assert (row["architecture"], row["image_dataset"], row["epochs"], row["batch_size"]) == (
+        "resnet18", "cifar10", 50, 32)
+    assert row["gflops"] == pytest.approx(0.038)  # GFLOPs per image at 32 px
+    assert row["training_gflops"] == pytest.approx(0.075)
+    assert row["params"] == pytest.approx(11.69e6)
+    assert row["accuracy"] == pytest.approx(0.9145)  # 91.45 %
+    assert row["energy_j"] == pytest.approx(0.14985459349469 * 3.6e6)
+    assert row["total_energy_j"] == pytest.approx(0.1805833895604601 * 3.6e6)
+    assert res.runs[["gflops", "params", "accuracy"]].notna().all().all()
+    assert "throughput" in res.ignored_columns and "SAM" in res.ignored_columns

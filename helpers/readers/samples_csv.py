@@ -1,0 +1,519 @@
+"""Reader for tidy samples CSVs of other profilers, described by a mapping file (docs/own-data.md).
+
+One or more CSV files hold one row per sample (per device, per run); the mapping file
+(``dl-energy-mapping.yaml``/``.yml``/``.json`` beside them, :mod:`helpers.readers.detect`) names
+the columns and their units::
+
+    kind: samples
+    files: "*.csv"              # glob(s) beside the mapping file (default: every CSV there)
+    device: gpu                 # what the power column measures: gpu (default) or cpu
+    timezone: UTC               # of ISO stamps without an offset
+    environment: lab-a100       # label when there is no environment column
+    architecture: resnet50      # label when there is no architecture column / runs file
+    on_bad_row: error           # error (default) or skip (recorded in interim/skips.csv)
+    columns:                    # pipeline name: the file's column
+      timestamp: time           # required
+      power: power_mW           # required
+      run_id: job               # optional: without it, each file is one run (its name)
+      energy_counter: energy_mJ # optional cumulative energy counter of the same device
+      utilisation: util         # optional
+    units:
+      timestamp: iso            # iso (default), s, ms, us or ns since the Unix epoch
+      power: mW                 # W (default), mW, uW or kW
+      energy_counter: mJ        # J (default), mJ, uJ, kJ, Wh or kWh
+      utilisation: pct          # pct (default, 0-100) or fraction (0-1)
+      memory: MiB               # MiB (default), MB, GiB or GB (memory_used, memory_total,
+                                #   ram_used)
+    events:                     # optional phase events (docs/raw-format.md#eventscsv)
+      file: events.csv
+      columns: {run_id: job, timestamp: time, event: name, epoch: epoch}
+      names: {train_begin: epoch_start, train_end: epoch_end}   # renamed to the pipeline's
+    runs_file: runs.csv         # optional: one row per run, keyed by the run_id column's
+                                #   values: environment, architecture, epochs, batch_size,
+                                #   train_size, images_per_epoch, gflops, params, accuracy, f1,
+                                #   input_size_px, status
+
+Optional sample columns (keys of :data:`OPTIONAL_COLUMNS`): ``gpu_index``, ``gpu_name``,
+``memory_used``, ``memory_total``, ``memory_utilisation``, ``temperature``, ``power_limit``,
+``cpu_usage``, ``ram_used``, ``environment``, ``architecture``.
+
+The outputs are those of the merge stage for the project's format (:class:`MergeOutputs`):
+samples in the DL Training Profiling Dataset schema (+ extras), run index, events, skips and
+per-run sample counts. Runs are numbered by first sample within (environment, architecture);
+``run_id`` is ``'<environment>/<architecture>/<run:03d>'`` and the file's own id is kept as
+``source_run_id``. A CPU power column becomes ``cpu_power_w`` with the method
+``'estimate:<column> column'`` (the pipeline cannot tell how another profiler obtained it); a
+CPU energy counter is taken as RAPL.
+
+Bad input: a missing file or mapped column, an unknown mapping key or unit ->
+:class:`InputFormatError` naming the file (and key or column). A bad row (wrong number of
+fields, unparsable stamp, text in a numeric column, negative power) -> ``InputFormatError``
+naming file, line and column, or, with ``on_bad_row: skip``, a recorded skip. A last line
+without newline that does not parse (a write cut short) is always a recorded skip. An empty
+cell, or one of :data:`NOT_MEASURED` (nvidia-smi's ``[N/A]``), is "not measured" (NaN). A value
+may carry its unit as text (``119.17 W``, ``83 %``, ``23573 MiB``, as nvidia-smi's CSV does);
+it must be the mapping's unit. Dates written ``2023/02/21`` are read as ``2023-02-21``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from helpers.core.errors import InputFormatError
+from helpers.core.schema import PROFILING_COLUMNS
+from helpers.core.units import BYTES_PER_GB, BYTES_PER_MIB, J_PER_KWH, MIB_PER_GIB
+from helpers.readers import merge
+from helpers.readers.merge import EVENT_COLUMNS, MergeOutputs
+
+#: Required sample columns: mapping key -> meaning.
+REQUIRED_COLUMNS = {"timestamp": "sample time", "power": "power of the device (W after units)"}
+#: Optional sample columns: mapping key -> profiling column it fills (None: identity columns).
+OPTIONAL_COLUMNS: dict[str, str | None] = {
+    "run_id": None, "environment": None, "architecture": None, "gpu_name": None,
+    "energy_counter": None, "utilisation": None,
+    "gpu_index": "gpu_index", "memory_used": "gpu_memory_used",
+    "memory_total": "gpu_total_memory", "memory_utilisation": "gpu_memory_usage",
+    "temperature": "gpu_temperature", "power_limit": "gpu_max_power",
+    "cpu_usage": "cpu_usage", "ram_used": "memory_usage",
+}
+#: Unit -> factor to the pipeline's unit, per quantity.
+UNITS: dict[str, dict[str, float | None]] = {
+    "timestamp": {"iso": None, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9},
+    "power": {"W": 1.0, "mW": 1e-3, "uW": 1e-6, "kW": 1e3},
+    "energy_counter": {"J": 1.0, "mJ": 1e-3, "uJ": 1e-6, "kJ": 1e3, "Wh": J_PER_KWH / 1e3,
+                       "kWh": J_PER_KWH},
+    "utilisation": {"pct": 1.0, "fraction": 100.0},
+    "memory": {"MiB": 1.0, "MB": BYTES_PER_GB / 1e3 / BYTES_PER_MIB, "GiB": MIB_PER_GIB,
+               "GB": BYTES_PER_GB / BYTES_PER_MIB},
+}
+DEFAULT_UNITS = {"timestamp": "iso", "power": "W", "energy_counter": "J", "utilisation": "pct",
+                 "memory": "MiB"}
+#: Top-level keys of a samples mapping.
+MAPPING_KEYS = {"kind", "files", "device", "timezone", "environment", "architecture",
+                "on_bad_row", "columns", "units", "events", "runs_file"}
+#: Per-run columns a runs file may give (run index names).
+RUN_FILE_COLUMNS = {"environment": "text", "architecture": "text", "status": "text",
+                    "epochs": "num", "batch_size": "num", "train_size": "num",
+                    "images_per_epoch": "num", "gflops": "num", "params": "num",
+                    "accuracy": "num", "f1": "num", "input_size_px": "num"}
+#: Memory columns (unit ``units.memory``).
+_MEMORY = {"memory_used", "memory_total", "ram_used"}
+SKIP_COLUMNS = ["run_id", "file", "line", "column", "reason", "rows"]
+#: Cells that mean "not measured" (nvidia-smi writes ``[N/A]`` and ``[Not Supported]``).
+NOT_MEASURED = ("", "N/A", "[N/A]", "[Not Supported]", "nan", "NaN", "None")
+_NUMBER_UNIT = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%]+)$")
+_SLASH_DATE = re.compile(r"^(\d{4})/(\d{2})/(\d{2})")
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+
+
+@dataclass
+class SamplesMapping:
+    """A validated samples mapping (see the module docstring)."""
+
+    path: Path
+    columns: dict[str, str]
+    units: dict[str, str]
+    device: str = "gpu"
+    timezone: str = "UTC"
+    environment: str | None = None
+    architecture: str | None = None
+    skip_bad_rows: bool = False
+    events: dict[str, Any] = field(default_factory=dict)
+    runs_file: str | None = None
+
+    def factor(self, quantity: str) -> float | None:
+        """Factor from the file's unit of ``quantity`` to the pipeline's."""
+        return UNITS[quantity][self.units[quantity]]
+
+
+def parse_mapping(mapping: dict[str, Any], path: Path, timezone: str = "UTC") -> SamplesMapping:
+    """Validate a samples mapping read from ``path``; ``timezone`` is the default of naive
+    stamps. Unknown keys, units or devices raise :class:`InputFormatError` naming the key."""
+    unknown = sorted(set(mapping) - MAPPING_KEYS)
+    if unknown:
+        raise InputFormatError(path, f"unknown key {unknown[0]!r} (known: "
+                               f"{', '.join(sorted(MAPPING_KEYS))})", column=unknown[0])
+    columns = mapping.get("columns") or {}
+    allowed = {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS}
+    for key, value in columns.items():
+        if key not in allowed:
+            raise InputFormatError(path, f"unknown column key {key!r} (known: "
+                                   f"{', '.join(sorted(allowed))})", column=f"columns.{key}")
+        if not isinstance(value, str) or not value:
+            raise InputFormatError(path, f"columns.{key} must name a column of the file",
+                                   column=f"columns.{key}")
+    for key in REQUIRED_COLUMNS:
+        if key not in columns:
+            raise InputFormatError(path, f"columns.{key} is required ({REQUIRED_COLUMNS[key]})",
+                                   column=f"columns.{key}")
+    units = {**DEFAULT_UNITS, **(mapping.get("units") or {})}
+    for key, unit in units.items():
+        if key not in UNITS or unit not in UNITS[key]:
+            known = ", ".join(UNITS.get(key, {})) or f"quantities: {', '.join(UNITS)}"
+            raise InputFormatError(path, f"unit {unit!r} of {key!r} not known ({known})",
+                                   column=f"units.{key}")
+    device = mapping.get("device", "gpu")
+    if device not in {"gpu", "cpu"}:
+        raise InputFormatError(path, f"device {device!r} must be gpu or cpu", column="device")
+    on_bad = mapping.get("on_bad_row", "error")
+    if on_bad not in {"error", "skip"}:
+        raise InputFormatError(path, f"on_bad_row {on_bad!r} must be error or skip",
+                               column="on_bad_row")
+    events = mapping.get("events") or {}
+    if events and not ({"file", "columns"} <= set(events)
+                       and {"timestamp", "event"} <= set(events["columns"])):
+        raise InputFormatError(path, "events needs file and columns with timestamp and event",
+                               column="events")
+    return SamplesMapping(path, dict(columns), units, device,
+                          mapping.get("timezone") or timezone, mapping.get("environment"),
+                          mapping.get("architecture"), on_bad == "skip", dict(events),
+                          mapping.get("runs_file"))
+
+
+# -- reading CSV files ----------------------------------------------------------------------
+
+@dataclass
+class _Table:
+    """The mapped columns of one file as text, with the physical line of each row."""
+
+    path: Path
+    text: dict[str, np.ndarray]
+    lines: np.ndarray
+    skips: list[dict]
+
+
+def _fail(path: Path, reason: str, line: int | None, column: str | None, skip: bool,
+          skips: list[dict]) -> None:
+    if not skip:
+        raise InputFormatError(path, reason, line=line, column=column)
+    skips.append({"run_id": None, "file": str(path), "line": line, "column": column,
+                  "reason": reason, "rows": 1})
+
+
+def _header(path: Path, raw: bytes) -> list[str]:
+    first = raw.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
+    return [h.strip() for h in next(csv.reader([first]), [])]
+
+
+def read_table(path: Path, wanted: dict[str, str], skip_bad: bool) -> _Table:
+    """Read ``path`` as text; ``wanted``: pipeline key -> file column (all must exist). A torn
+    last line is a recorded skip; other rows with the wrong field count follow ``skip_bad``."""
+    if not path.is_file():
+        raise InputFormatError(path, "missing file")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise InputFormatError(path, "empty file", line=1)
+    header = _header(path, raw)
+    for key, col in wanted.items():
+        if col not in header:
+            raise InputFormatError(path, f"header lacks column {col!r} (mapped as {key})",
+                                   line=1, column=col)
+    skips: list[dict] = []
+    body = raw[raw.index(b"\n") + 1:] if b"\n" in raw else b""
+    if body and not body.endswith(b"\n"):
+        last = body[body.rfind(b"\n") + 1:].decode("utf-8", errors="replace").rstrip("\r")
+        if len(next(csv.reader([last]), [])) != len(header):
+            _fail(path, "torn last line (no newline at the end of the file), left out",
+                  body.count(b"\n") + 2, None, True, skips)
+            body = body[:body.rfind(b"\n") + 1]
+        else:
+            body += b"\n"
+    names = [f"c{i}" for i in range(len(header))]
+    if not body.strip():
+        return _Table(path, {k: np.array([], dtype=object) for k in wanted},
+                      np.zeros(0, dtype=np.int64), skips)
+    bad: list[tuple[int, int]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        bad.append((-1 if row.number is None else int(row.number) + 1, row.actual_columns))
+        return "skip"
+
+    table = pacsv.read_csv(
+        io.BytesIO(body),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, strings_can_be_null=False,
+            include_columns=[names[header.index(c)] for c in dict.fromkeys(wanted.values())]),
+    )
+    for line, found in bad:
+        _fail(path, f"{found} fields, header has {len(header)}", line, None, skip_bad, skips)
+    bad_lines = {line for line, _ in bad}
+    if bad_lines or b"\n\n" in body or b"\r\n\r\n" in body or body.startswith((b"\n", b"\r")):
+        lines = [i + 2 for i, ln in enumerate(body.split(b"\n")[:-1])
+                 if ln.strip() and i + 2 not in bad_lines]
+    else:
+        lines = list(range(2, table.num_rows + 2))
+    if len(lines) != table.num_rows:
+        raise InputFormatError(path, "rows do not match physical lines (a quoted field spans "
+                               "lines?)")
+    text = {key: table.column(names[header.index(col)]).to_numpy(zero_copy_only=False)
+            for key, col in wanted.items()}
+    return _Table(path, text, np.asarray(lines, dtype=np.int64), skips)
+
+
+def _bad(table: _Table, mask: np.ndarray, key: str, column: str, what: str, skip: bool,
+         ok: np.ndarray) -> None:
+    """Record (or raise for) the rows of ``mask``; clears them in ``ok``."""
+    for i in np.flatnonzero(mask & ok):
+        _fail(table.path, f"{what} {table.text[key][i]!r}", int(table.lines[i]), column, skip,
+              table.skips)
+    ok &= ~mask
+
+
+def _numbers(table: _Table, key: str, column: str, skip: bool, ok: np.ndarray,
+             nonnegative: bool = False, unit: str | None = None) -> np.ndarray:
+    """Floats of a text column. Empty and :data:`NOT_MEASURED` cells -> NaN. A value may carry
+    its unit as text (``119.17 W``, ``83 %``, nvidia-smi's CSV); that unit must be ``unit``
+    (the mapping's). Text, another unit, or a negative value with ``nonnegative`` is a bad
+    row."""
+    text = pd.Series(table.text[key], dtype=object).str.strip()
+    missing = text.isin(NOT_MEASURED).to_numpy()
+    values = pd.to_numeric(text.where(~missing, ""), errors="coerce").to_numpy(dtype=float,
+                                                                           copy=True)
+    unparsed = ~missing & np.isnan(values)
+    if unparsed.any():  # slow path: numbers with a unit suffix
+        parts = text[unparsed].str.extract(_NUMBER_UNIT)
+        values[unparsed] = pd.to_numeric(parts[0], errors="coerce").to_numpy(dtype=float)
+        suffix = pd.Series(np.nan, index=text.index, dtype=object)
+        suffix[unparsed] = parts[1]
+        wrong = (suffix.notna() & (suffix != unit)).to_numpy()
+        _bad(table, wrong, key, column, f"unit is not {unit!r} (mapping) in", skip, ok)
+    _bad(table, ~missing & np.isnan(values), key, column, "non-numeric value", skip, ok)
+    if nonnegative:
+        _bad(table, values < 0, key, column, "negative value", skip, ok)
+    return values
+
+
+def parse_times(table: _Table, key: str, column: str, unit: str, tz: str, skip: bool,
+                ok: np.ndarray) -> pd.DatetimeIndex:
+    """UTC stamps of a time column: ISO text (naive stamps in ``tz``; an offset or ``Z`` is
+    honoured) or numbers since the Unix epoch in ``unit``. Empty or unparsable -> bad row."""
+    text = pd.Series(table.text[key], dtype=object).str.strip()
+    if unit == "iso":
+        text = text.str.replace(_SLASH_DATE, r"\1-\2-\3", regex=True)  # nvidia-smi's dates
+        aware = text.str.contains(_OFFSET).to_numpy()
+        out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+        if aware.any():
+            out[aware] = pd.to_datetime(text[aware], format="ISO8601", errors="coerce",
+                                        utc=True)
+        if (~aware).any():
+            local = pd.to_datetime(text[~aware], format="ISO8601", errors="coerce")
+            out[~aware] = local.dt.tz_localize(tz, ambiguous="NaT",
+                                               nonexistent="NaT").dt.tz_convert("UTC")
+        stamps = pd.DatetimeIndex(out)
+    else:
+        seconds = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float) * UNITS[
+            "timestamp"][unit]
+        stamps = pd.to_datetime(np.round(seconds * 1e9), unit="ns", utc=True)
+    _bad(table, np.asarray(stamps.isna()), key, column, "unparsable timestamp", skip, ok)
+    return stamps.as_unit("ms") if len(stamps) else stamps
+
+
+# -- samples, runs, events --------------------------------------------------------------------
+
+def _text_unit(key: str, m: SamplesMapping) -> str | None:
+    """The unit a value of column ``key`` may carry as text (``None``: a bare number)."""
+    if key in _MEMORY:
+        return m.units["memory"]
+    if key in {"utilisation", "memory_utilisation"}:
+        return "%" if m.units["utilisation"] == "pct" else None
+    return {"power_limit": "W", "temperature": "C", "cpu_usage": "%"}.get(key)
+
+
+def _samples(table: _Table, m: SamplesMapping) -> pd.DataFrame:
+    """One file's samples in pipeline units (bad rows dropped or raised)."""
+    c = m.columns
+    ok = np.ones(len(table.lines), dtype=bool)
+    skip = m.skip_bad_rows
+    out = pd.DataFrame({"time_utc": parse_times(table, "timestamp", c["timestamp"],
+                                                m.units["timestamp"], m.timezone, skip, ok)})
+    power = _numbers(table, "power", c["power"], skip, ok, nonnegative=True,
+                     unit=m.units["power"]) * m.factor("power")
+    counter = (_numbers(table, "energy_counter", c["energy_counter"], skip, ok,
+                        unit=m.units["energy_counter"])
+               * m.factor("energy_counter") if "energy_counter" in c
+               else np.full(len(out), np.nan))
+    util = (_numbers(table, "utilisation", c["utilisation"], skip, ok,
+                     unit=_text_unit("utilisation", m))
+            * m.factor("utilisation") if "utilisation" in c else np.full(len(out), np.nan))
+    if m.device == "gpu":
+        out["gpu_power_draw"], out["gpu_energy_counter_j"] = power, counter
+        out["gpu_usage"] = util / 100
+        out["cpu_power_w"] = np.nan
+    else:
+        out["cpu_power_w"], out["cpu_energy_counter_j"] = power, counter
+        out["cpu_usage"] = util
+        out["gpu_power_draw"] = np.nan
+    out["device_power_w"] = power
+    memory = m.factor("memory")
+    for key, dest in OPTIONAL_COLUMNS.items():
+        if dest is None or key not in c:
+            continue
+        values = _numbers(table, key, c[key], skip, ok, unit=_text_unit(key, m))
+        if key in _MEMORY:
+            values = values * memory
+        if key == "memory_utilisation":
+            values = values * m.factor("utilisation") / 100
+        out[dest] = values
+    for key in ("run_id", "environment", "architecture", "gpu_name"):
+        if key in c:
+            out[key] = pd.Series(table.text[key], dtype=object).str.strip().to_numpy()
+    if "run_id" not in c:
+        out["run_id"] = table.path.stem
+    if "gpu_name" not in c:
+        out["gpu_name"] = "none" if m.device == "cpu" else "unknown"
+    out["source_file"] = table.path.name
+    out["line"] = table.lines
+    return out.loc[ok].reset_index(drop=True)
+
+
+def _read_runs_file(folder: Path, m: SamplesMapping) -> pd.DataFrame:
+    """The optional per-run table, indexed by the source run id (text)."""
+    if not m.runs_file:
+        return pd.DataFrame()
+    path = folder / m.runs_file
+    id_col = m.columns.get("run_id", "run_id")
+    header = _header(path, path.read_bytes()) if path.is_file() else []
+    wanted = {"run_id": id_col, **{k: k for k in RUN_FILE_COLUMNS if k in header}}
+    table = read_table(path, wanted, skip_bad=False)
+    ok = np.ones(len(table.lines), dtype=bool)
+    data = {"source_run_id": pd.Series(table.text["run_id"], dtype=object).str.strip()}
+    for key, kind in RUN_FILE_COLUMNS.items():
+        if key not in wanted:
+            continue
+        data[key] = (_numbers(table, key, key, False, ok) if kind == "num"
+                     else pd.Series(table.text[key], dtype=object).str.strip().to_numpy())
+    return pd.DataFrame(data).set_index("source_run_id")
+
+
+def _identify(samples: pd.DataFrame, m: SamplesMapping, runs_file: pd.DataFrame
+              ) -> pd.DataFrame:
+    """Per source run: environment, architecture, run number and run_id."""
+    first = samples.groupby("source_run_id", sort=False).agg(
+        start=("time_utc", "min"), gpu_name=("gpu_name", "first"),
+        **{k: (k, "first") for k in ("environment", "architecture") if k in samples})
+    gpu = first["gpu_name"].where(~first["gpu_name"].isin(["", "none", "unknown"]), "unknown")
+    for key, default in (("environment", m.environment), ("architecture", m.architecture)):
+        given = (first[key] if key in first
+                 else pd.Series(np.nan, index=first.index, dtype=object))
+        given = given.where(given.astype(str).str.strip() != "", np.nan)
+        if key in runs_file:
+            given = given.fillna(first.index.to_series().map(runs_file[key]))
+        fallback = default or (gpu if key == "environment" else "unknown")
+        first[key] = given.fillna(fallback).astype(str)
+    first = first.sort_values(["environment", "architecture", "start"], kind="stable")
+    first["run"] = first.groupby(["environment", "architecture"]).cumcount().astype("int64")
+    first["run_id"] = (first["environment"] + "/" + first["architecture"] + "/"
+                       + first["run"].map("{:03d}".format))
+    return first
+
+
+def _events(folder: Path, m: SamplesMapping, ids: pd.Series, skips: list[dict]) -> pd.DataFrame:
+    """Events in the pipeline's columns (renamed), joined to the runs by source run id."""
+    empty = pd.DataFrame({"run_id": pd.Series(dtype=object),
+                          "time_utc": pd.Series(dtype="datetime64[ms, UTC]"),
+                          "event": pd.Series(dtype=object), "epoch": pd.Series(dtype=float),
+                          "val_accuracy": pd.Series(dtype=float),
+                          "val_f1": pd.Series(dtype=float)})
+    if not m.events:
+        return empty
+    cols = m.events["columns"]
+    path = folder / m.events["file"]
+    table = read_table(path, dict(cols), m.skip_bad_rows)
+    ok = np.ones(len(table.lines), dtype=bool)
+    times = parse_times(table, "timestamp", cols["timestamp"], m.units["timestamp"],
+                        m.timezone, m.skip_bad_rows, ok)
+    if "run_id" not in cols and len(ids) > 1:
+        raise InputFormatError(m.path, f"{len(ids)} runs: events.columns needs run_id",
+                               column="events.columns.run_id")
+    names = pd.Series(table.text["event"], dtype=object).str.strip()
+    ev = pd.DataFrame({
+        "source_run_id": (pd.Series(table.text["run_id"], dtype=object).str.strip()
+                          if "run_id" in cols else ids.index[0]),
+        "time_utc": times, "event": names.replace(m.events.get("names") or {}),
+        "epoch": (_numbers(table, "epoch", cols["epoch"], m.skip_bad_rows, ok)
+                  if "epoch" in cols else np.nan),
+        "line": table.lines})
+    skips.extend(table.skips)
+    ev = ev.loc[ok]
+    ev["run_id"] = ev["source_run_id"].map(ids)
+    for r in ev[ev["run_id"].isna()].itertuples():
+        skips.append({"run_id": None, "file": str(path), "line": int(r.line), "column":
+                      cols.get("run_id"), "reason": f"event of unknown run {r.source_run_id!r}",
+                      "rows": 1})
+    ev = ev.dropna(subset=["run_id"]).assign(val_accuracy=np.nan, val_f1=np.nan)
+    if ev.empty:
+        return empty
+    return ev[EVENT_COLUMNS].sort_values(["run_id", "time_utc"], kind="stable").reset_index(
+        drop=True)
+
+
+def _run_index(ident: pd.DataFrame, m: SamplesMapping, runs_file: pd.DataFrame,
+               files: pd.Series) -> pd.DataFrame:
+    index = pd.DataFrame({
+        "run_id": ident["run_id"], "environment": ident["environment"],
+        "environment_name": ident["environment"], "architecture": ident["architecture"],
+        "run": ident["run"], "status": "ok", "return_code": pd.NA,
+        "source_run_id": ident.index, "source_file": ident.index.map(files)})
+    if m.device == "cpu":
+        index["cpu_energy_method"] = f"estimate:{m.columns['power']} column"
+    for key in RUN_FILE_COLUMNS:
+        if key in runs_file and key not in {"environment", "architecture"}:
+            index[key] = ident.index.map(runs_file[key])
+    if "status" in index:
+        index["status"] = index["status"].fillna("ok")
+    if "epochs" in index:
+        per_epoch = index["images_per_epoch"] if "images_per_epoch" in index else (
+            index["train_size"] if "train_size" in index else np.nan)
+        index["images_seen"] = index["epochs"] * per_epoch
+    index["return_code"] = index["return_code"].astype("Int64")
+    return index.sort_values("run_id").reset_index(drop=True)
+
+
+def read_samples(files: list[Path], mapping: dict[str, Any], mapping_file: Path, dataset: str,
+                 timezone: str = "UTC") -> MergeOutputs:
+    """Read tidy samples ``files`` described by ``mapping`` (from ``mapping_file``) into the
+    merge stage's outputs for ``dataset``; ``timezone``: default of naive stamps."""
+    m = parse_mapping(mapping, mapping_file, timezone)
+    tables = [read_table(Path(f), dict(m.columns), m.skip_bad_rows) for f in files]
+    parts = [_samples(t, m) for t in tables]
+    skips = [s for t in tables for s in t.skips]
+    samples = pd.concat(parts, ignore_index=True).rename(columns={"run_id": "source_run_id"})
+    if samples.empty:
+        raise InputFormatError(files[0], "no samples left to read (every row bad or empty)")
+    runs_file = _read_runs_file(mapping_file.parent, m)
+    ident = _identify(samples, m, runs_file)
+    samples = samples.drop(columns=[c for c in ("environment", "architecture") if c in samples])
+    samples = samples.join(ident[["run_id", "environment", "architecture", "run"]],
+                           on="source_run_id")
+    if "gpu_index" not in samples:
+        samples["gpu_index"] = 0.0 if m.device == "gpu" else np.nan
+    samples = samples.sort_values(["run_id", "time_utc"], kind="stable").reset_index(drop=True)
+    events = _events(mapping_file.parent, m, ident["run_id"], skips)
+    if len(events):
+        samples = merge.label_phases(samples, events)
+    samples = merge.add_elapsed(samples)
+    for col in PROFILING_COLUMNS:  # train_strategy and timestamp: from environment, time_utc
+        if col not in samples and col not in {"train_strategy", "timestamp"}:
+            samples[col] = np.nan
+    profiling = merge.to_profiling_schema(samples, dataset)
+    files_by_run = samples.groupby("source_run_id")["source_file"].first()
+    run_index = _run_index(ident, m, runs_file, files_by_run)
+    counts = profiling.groupby("run_id").agg(
+        gpu_samples=("timestamp", "size"), matched=("memory_usage", "count")).reset_index()
+    counts["unmatched"] = counts["gpu_samples"] - counts["matched"]
+    return MergeOutputs(profiling, run_index, events,
+                        pd.DataFrame(skips, columns=SKIP_COLUMNS), counts.astype(
+                            {"gpu_samples": "int64", "matched": "int64",
+                             "unmatched": "int64"}))
