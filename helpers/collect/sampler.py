@@ -8,22 +8,30 @@ Usage (the file layout is documented in ``docs/raw-format.md``)::
         sampler.mark("epoch_end", epoch=0, val_accuracy=0.91)
         sampler.update_metadata(batch_size=64)
 
-A daemon thread takes one sample every ``interval_s`` (one row per GPU, or one CPU-only row) and
-appends the rows to ``samples.csv`` at least every ``flush_every_s`` (flush + fsync), so a SIGKILL
-loses at most the last ``flush_every_s`` of samples. :meth:`Sampler.mark` takes an extra sample at
-the phase edge itself, including the slow GPU energy counter (about 3 ms per read on an H100), which
-otherwise is read every ``counter_period_s``. An edge within ``counter_reuse_s`` (10 ms) of the last
-counter read reuses that reading: back-to-back marks (``epoch_end`` then ``epoch_start``) cost one
-read, and the counter, which moves every 100 ms, is no staler than the reading's few ms
-(docs/methods.md#gpu-measurement). With GPUs, readings other than power and energy (GPU
-temperature, clock, memory, the 1-s average; host CPU %, RSS, RAM) are taken once per
-``slow_period_s`` (1 s) and at phase edges, which keeps the sampler's CPU time per 100-ms tick
-to the instant-power and utilisation reads (docs/gpu-measurements.md). A failing GPU read gives
+Claiming: :meth:`Sampler.start` creates ``samples.csv`` exclusively (``O_EXCL``), so of two samplers
+started on one folder the second fails with ``FileExistsError`` and writes nothing.
+
+A daemon sampling thread, the only one that calls the devices, takes one sample every ``interval_s``
+(one row per GPU, or one CPU-only row); a second daemon thread appends the rows to ``samples.csv``
+every ``flush_every_s`` (write + fsync), so a SIGKILL loses at most the last ``flush_every_s`` of
+samples. A write that fails (disk full, I/O error, read-only folder) keeps what it could not write
+and retries at the next flush; what is still unwritten at :meth:`stop` is counted in metadata and
+makes the status ``failed: write error: ...``. :meth:`Sampler.mark` has the sampling thread take an
+extra sample at the phase edge itself, including the slow GPU energy counter (about 3 ms per read on
+an H100), which otherwise is read every ``counter_period_s``. mark() never waits on a stalled device
+call: once a reading has taken ``stall_s``, the event gets a row without readings and the stalled
+reading, when it returns, a row stamped at its return (``gap_reason`` says so for both). An edge
+within ``counter_reuse_s`` (10 ms) of the last counter read reuses that reading: back-to-back marks
+(``epoch_end`` then ``epoch_start``) cost one read, and the counter, which moves every 100 ms, is no
+staler than the reading's few ms (docs/methods.md#gpu-measurement). With GPUs, readings other than
+power and energy (GPU temperature, clock, memory, the 1-s average; host CPU %, RSS, RAM) are taken
+once per ``slow_period_s`` (1 s) and at phase edges, which keeps the sampler's CPU time per 100-ms
+tick to the instant-power and utilisation reads (docs/gpu-measurements.md). A failing GPU read gives
 a *gap row* (GPU fields empty, ``gap_reason`` set) and sampling goes on. Every exit path
-(:meth:`stop`, an exception or KeyboardInterrupt inside ``with``, SIGTERM, interpreter exit)
-flushes and rewrites ``metadata.json`` with the status. While the run goes on,
-:meth:`Sampler.energy_so_far_j` gives its energy so far from the same running totals as the final
-summary (for online forecasts).
+(:meth:`stop`, an exception or KeyboardInterrupt inside ``with``, SIGTERM, interpreter exit) flushes
+and rewrites ``metadata.json`` with the status; where metadata.json cannot be written, it keeps the
+``running`` written at start (never ``ok``). While the run goes on, :meth:`Sampler.energy_so_far_j`
+gives its energy so far from the same running totals as the final summary (for online forecasts).
 
 Timestamps: ``monotonic_s`` is ``time.monotonic()``; ``timestamp_ms`` is the UTC wall clock read
 once at :meth:`start` and advanced by the monotonic clock, so it never jumps backwards (NTP steps
@@ -33,7 +41,9 @@ during a run do not move it).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import csv
+import io
 import json
 import math
 import os
@@ -43,8 +53,9 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,6 +84,11 @@ from helpers.core.raw_format import (
 
 NAN = math.nan
 _SIGTERM_CODE = 128 + signal.SIGTERM
+_EDGE_POLL_S = 0.005  # how often a waiting mark() checks for a stalled device read
+_EDGE_MAX_WAIT_S = 1.0  # mark() gives up on a sampling thread that does not answer (s)
+# Run-folder CSV files are written through these two names (tests inject disk faults here).
+_write_fd: Callable[[int, bytearray], int] = os.write
+_fsync_fd: Callable[[int], None] = os.fsync
 
 
 class SamplerTerminated(SystemExit):
@@ -88,7 +104,7 @@ class SamplerSummary:
     n_samples: int  # rows written to samples.csv
     n_ticks: int  # sampling instants (timer ticks + mark() edges)
     n_gap_rows: int  # rows with a gap_reason
-    n_events: int
+    n_events: int  # rows written to events.csv
     n_flushes: int
     duration_s: float  # run_start to run_end
     mean_tick_interval_s: float
@@ -106,6 +122,10 @@ class SamplerSummary:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN -> None)."""
         return _json_ready(asdict(self))
+
+
+_GpuRow = tuple[list[str], str, float, float]  # cells, gap reason, power (W), counter (J)
+_Reading = tuple[list[_GpuRow], CpuReading, str]  # per GPU, host reading, host gap reason
 
 
 class _Trapezoid:
@@ -151,6 +171,58 @@ class _Span:
         return self.last - self.first
 
 
+@dataclass(eq=False)
+class _Edge:
+    """A phase-edge sample that :meth:`Sampler.mark` asks the sampling thread for."""
+
+    counter: bool  # read the energy counter
+    event: str | None  # run_start / run_end bound the run; None: no event (energy_so_far_j)
+    state: str = "queued"  # then 'reading' and 'done', or 'abandoned' (recorded without readings)
+    t: float = NAN  # monotonic_s of its row (s)
+    ts_ms: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class _AppendOnlyFile:
+    """A CSV file that only grows, written with ``os.write``. Bytes that a failed write leaves
+    unwritten stay pending and go first at the next :meth:`flush`, so the file is always a prefix
+    of the rows given to it (at worst ending in a torn line); nothing is lost before
+    :meth:`close`."""
+
+    def __init__(self, path: Path, exclusive: bool) -> None:
+        """Create ``path``: ``exclusive`` fails with ``FileExistsError`` where it exists (an atomic
+        claim, ``O_EXCL``); otherwise an existing file is emptied."""
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+        self.path = path
+        self.fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o666)
+        self.pending = bytearray()
+        self.lines_written = 0
+        self._synced = True
+
+    def add(self, rows: list[list[str]]) -> None:
+        """Queue ``rows`` (RFC 4180, ``\\n`` line ends) for the next :meth:`flush`."""
+        if rows:
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerows(rows)
+            self.pending += text.getvalue().encode("utf-8")
+
+    def flush(self) -> None:
+        """Write what is pending and fsync; on ``OSError`` what was not written stays pending."""
+        while self.pending:
+            n = _write_fd(self.fd, self.pending)
+            self.lines_written += self.pending.count(b"\n", 0, n)
+            del self.pending[:n]
+            self._synced = False
+        if not self._synced:
+            _fsync_fd(self.fd)
+            self._synced = True
+
+    def close(self) -> int:
+        """Close the file; return the number of lines never written."""
+        os.close(self.fd)
+        return self.pending.count(b"\n")
+
+
 class Sampler:
     """Samples GPU/CPU/RAM in a background thread and writes the project's raw run folder."""
 
@@ -167,6 +239,7 @@ class Sampler:
         cpu_tdp_w: float | None = None,
         metadata: dict | None = None,
         handle_sigterm: bool = True,
+        stall_s: float = 0.05,
     ) -> None:
         """``run_dir``: ``<raw_root>/<environment>/<architecture>/<run:03d>`` (created; must not
         hold a previous run). ``pid``: process whose tree CPU/RSS is attributed (default this
@@ -179,43 +252,57 @@ class Sampler:
         RSS, system RAM) are taken on timer ticks at least this far apart and at every phase
         edge; rows between leave them empty. Instant GPU power, utilisation, RAPL and the energy
         counters keep their own rates. Without GPUs the host readings are the power signal (the
-        CPU estimate) and are read on every tick. 0: every reading on every tick."""
-        if interval_s <= 0 or flush_every_s <= 0 or min(counter_period_s, counter_reuse_s,
-                                                        slow_period_s) < 0:
-            raise ValueError("interval_s and flush_every_s must be > 0, counter_period_s, "
-                             "counter_reuse_s and slow_period_s >= 0")
+        CPU estimate) and are read on every tick. 0: every reading on every tick.
+
+        ``stall_s`` (s): a device reading that takes this long has stalled (an NVML call takes at
+        most a few ms): :meth:`mark` stops waiting for it, and the reading is stamped when it
+        returned, with a ``gap_reason``."""
+        if min(interval_s, flush_every_s, stall_s) <= 0 or min(counter_period_s, counter_reuse_s,
+                                                               slow_period_s) < 0:
+            raise ValueError("interval_s, flush_every_s and stall_s must be > 0, "
+                             "counter_period_s, counter_reuse_s and slow_period_s >= 0")
         self.run_dir = Path(run_dir)
         self.interval_s = float(interval_s)
         self.flush_every_s = float(flush_every_s)
         self.counter_period_s = float(counter_period_s)
         self.counter_reuse_s = float(counter_reuse_s)
         self.slow_period_s = float(slow_period_s)
+        self.stall_s = float(stall_s)
         self.handle_sigterm = handle_sigterm
         self._backend: GpuBackend = gpu_backend if gpu_backend is not None else NvmlBackend()
         self._cpu = CpuMonitor(pid=pid, tdp_w=cpu_tdp_w)
         self._meta: dict[str, Any] = dict(metadata or {})
-        self._lock = threading.Lock()  # buffers, clocks, readers
+        self._lock = threading.Lock()  # buffers, clocks, totals; never held during a device call
         self._io_lock = threading.Lock()  # file writes, in order
         self._stop_lock = threading.Lock()
+        self._mark_lock = threading.Lock()  # one edge sample at a time
         self._stop_evt = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._wake = threading.Lock()  # held; mark() releases it to wake the sampling thread
+        self._wake.acquire()
+        self._thread: threading.Thread | None = None  # samples: the only caller of the devices
+        self._writer: threading.Thread | None = None  # flushes every flush_every_s
         self._gpus: list[GpuInfo] = []
         self._rows: list[list[str]] = []
         self._events: list[list[str]] = []
+        self._edges: list[_Edge] = []
         self._meta_dirty = False
         self._started = False
         self._summary: SamplerSummary | None = None
-        self._samples_fh = self._events_fh = None
+        self._samples_file: _AppendOnlyFile | None = None
+        self._events_file: _AppendOnlyFile | None = None
         self._prev_sigterm: Any = None
         self._sigterm_seen = False
         self._thread_error: str | None = None
+        self._last_write_error: str | None = None
+        self._write_error_of: dict[str, str] = {}  # file name -> its last write error
         # counts and accumulators
-        self._n_rows = self._n_ticks = self._n_gaps = self._n_events = self._n_flushes = 0
-        self._n_late = self._n_thread_errors = 0
+        self._n_ticks = self._n_gaps = self._n_flushes = 0
+        self._n_late = self._n_thread_errors = self._n_write_errors = 0
         self._cpu_s = 0.0
         self._mono0 = self._wall0_ms = 0.0
         self._t_start = self._t_end = NAN
-        self._last_flush = 0.0
+        self._last_row_t = -math.inf
+        self._reading_since = NAN  # monotonic start of the device reading in progress
         self._counter_t: list[float] = []
         self._slow_t = -math.inf  # last timer tick that took the slow readings
         self._gpu_trap: list[_Trapezoid] = []
@@ -226,17 +313,40 @@ class Sampler:
 
     # -- public API ------------------------------------------------------------------------
     def start(self) -> None:
-        """Probe devices, write metadata.json (status 'running') and the CSV headers, mark
-        ``run_start`` and start the sampling thread. A no-op while already running (``with``
-        starts the sampler); after :meth:`stop` it raises ``RuntimeError``."""
+        """Claim the run folder by creating ``samples.csv`` exclusively (``FileExistsError`` where
+        it exists: another sampler's run, and nothing is written), probe devices, write
+        metadata.json (status 'running') and the CSV headers, start the sampling and writing
+        threads and mark ``run_start``. A start that fails after the claim removes the files it
+        created. A no-op while already running (``with`` starts the sampler); after :meth:`stop`
+        it raises ``RuntimeError``."""
         if self._summary is not None:
             raise RuntimeError("Sampler already stopped: use a new Sampler and run folder")
         if self._started:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         samples_path = self.run_dir / SAMPLES_FILE
-        if samples_path.exists():
-            raise FileExistsError(f"{samples_path} exists: a run folder holds one run")
+        try:
+            self._samples_file = _AppendOnlyFile(samples_path, exclusive=True)
+        except FileExistsError:
+            raise FileExistsError(
+                f"{samples_path} exists: the folder holds another sampler's run (a run folder "
+                "holds one run; use a new folder)") from None
+        try:
+            self._open_run()
+        except BaseException:
+            self._release_claim()
+            raise
+        self._install_handlers()
+        self._started = True
+        self._thread = threading.Thread(target=self._loop, name="energy-sampler", daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, name="energy-sampler-writer",
+                                        daemon=True)
+        self._thread.start()
+        self._writer.start()
+        self.mark("run_start")
+
+    def _open_run(self) -> None:
+        """:meth:`start` after the claim: devices, metadata.json, CSV headers."""
         self._backend.init()
         self._gpus = self._backend.devices()
         n = len(self._gpus)
@@ -249,14 +359,22 @@ class Sampler:
         self._wall0_ms = time.time_ns() / 1e6
         self._meta = {**self._initial_metadata(), **self._meta}
         write_json(_json_ready(self._meta), self.run_dir / METADATA_FILE)
-        self._samples_fh = _open_csv(samples_path, list(SAMPLE_COLUMNS))
-        self._events_fh = _open_csv(self.run_dir / EVENTS_FILE, list(EVENT_COLUMNS))
-        self._last_flush = time.monotonic()
-        self._install_handlers()
-        self._started = True
-        self.mark("run_start")
-        self._thread = threading.Thread(target=self._loop, name="energy-sampler", daemon=True)
-        self._thread.start()
+        self._events_file = _AppendOnlyFile(self.run_dir / EVENTS_FILE, exclusive=False)
+        for file, header in ((self._samples_file, SAMPLE_COLUMNS),
+                             (self._events_file, EVENT_COLUMNS)):
+            file.add([list(header)])
+            file.flush()
+
+    def _release_claim(self) -> None:
+        """After a failed start: close and remove the run files (all this sampler's, as it holds
+        the claim), as far as the folder allows, so that the folder can be used again."""
+        for file in (self._samples_file, self._events_file):
+            if file is not None:
+                with contextlib.suppress(OSError):
+                    file.close()
+        for name in (EVENTS_FILE, METADATA_FILE, SAMPLES_FILE):  # the claim last
+            with contextlib.suppress(OSError):
+                (self.run_dir / name).unlink(missing_ok=True)
 
     def mark(self, event: str, epoch: int | None = None, *,
              energy_info: Callable[[float, str], Mapping[str, Any]] | None = None,
@@ -265,11 +383,16 @@ class Sampler:
         ``read_counter=False`` leaves the ~3-ms counter read to the periodic one, for edges whose
         energy nothing needs, such as ``eval_start``).
 
+        The sampling thread takes the sample and mark() waits for it, but not on a stalled device
+        call: once a reading has taken ``stall_s``, the event is recorded at that moment with a
+        row without readings (``gap_reason`` says why), and mark() returns.
+
         ``energy_info``: called with :meth:`energy_so_far_j`'s ``(J, method)`` as of this event's
         edge sample; the mapping it returns is added to ``info``. It runs under the sampler's
         lock, so it must be quick and must not call the sampler; an exception propagates and the
         event is not recorded. It lets the caller put what it derives from the energy at the
-        event (e.g. a forecast) into the event itself."""
+        event (e.g. a forecast) into the event itself. After a stalled edge, the energy is the
+        one at the last reading before it."""
         if energy_info is not None and not read_counter:
             raise ValueError("energy_info needs the counter read at the mark (read_counter=True)")
         if not self._started:
@@ -277,27 +400,22 @@ class Sampler:
         if self._summary is not None:
             raise RuntimeError("Sampler.mark() after stop()")
         t_cpu = time.thread_time()
-        with self._lock:
-            t, ts_ms = self._sample(edge=True, counter=read_counter)
-            self._latest_is_edge = read_counter
-            if energy_info is not None:
-                info = {**info, **energy_info(*self._energy_so_far())}
-            info_json = json.dumps(_json_ready(info), sort_keys=True, default=str)
-            self._events.append(
-                [
-                    str(ts_ms),
-                    f"{t:.6f}",
-                    _one_line(event),
-                    "" if epoch is None else str(int(epoch)),
-                    _one_line(info_json),
-                ]
-            )
-            self._n_events += 1
-            if event == "run_start":
-                self._t_start = t
-            elif event == "run_end":
-                self._t_end = t
-            self._cpu_s += time.thread_time() - t_cpu
+        with self._mark_lock:
+            edge = self._edge_sample(read_counter, event)
+            with self._lock:
+                if energy_info is not None:
+                    info = {**info, **energy_info(*self._energy_so_far())}
+                info_json = json.dumps(_json_ready(info), sort_keys=True, default=str)
+                self._events.append(
+                    [
+                        str(edge.ts_ms),
+                        f"{edge.t:.6f}",
+                        _one_line(event),
+                        "" if epoch is None else str(int(epoch)),
+                        _one_line(info_json),
+                    ]
+                )
+                self._cpu_s += time.thread_time() - t_cpu
 
     def update_metadata(self, **fields: Any) -> None:
         """Merge ``fields`` into metadata.json (written at the next flush, at stop, or now if the
@@ -325,20 +443,26 @@ class Sampler:
         Otherwise one edge sample is taken now (a ``samples.csv`` row without an event; energy
         counters read), so the value is the one at the call. After :meth:`stop`: the value at
         ``run_end``. To get the value at a mark whatever the timing, pass ``energy_info`` to
-        :meth:`mark`."""
+        :meth:`mark`. During a device stall (``stall_s``): the value at the last reading."""
         if not self._started:
             raise RuntimeError("Sampler.energy_so_far_j() before start()")
         t_cpu = time.thread_time()
-        with self._lock:
+        with self._mark_lock:
             if not (self._latest_is_edge or self._stop_evt.is_set()):
-                self._sample(edge=True)
-                self._latest_is_edge = True
-            result = self._energy_so_far()
-            self._cpu_s += time.thread_time() - t_cpu
+                self._edge_sample(True, None)
+            with self._lock:
+                result = self._energy_so_far()
+                self._cpu_s += time.thread_time() - t_cpu
         return result
 
     def stop(self, status: str = "ok", return_code: int | None = 0) -> SamplerSummary:
-        """Mark ``run_end``, stop the thread, flush, rewrite metadata.json; idempotent."""
+        """Mark ``run_end``, stop the threads, flush, rewrite metadata.json; idempotent.
+
+        The status written is a true one: rows or events that the last flush could not write
+        either are counted (``metadata.sampler.rows_lost``, ``events_lost``) and turn ``ok`` into
+        ``failed: write error: ...`` (or are added to a failed status). If metadata.json cannot
+        be written, it keeps the status ``running`` written at start; the returned summary's
+        status says why. Either loss also gives a ``RuntimeWarning``."""
         with self._stop_lock:
             if self._summary is not None:
                 return self._summary
@@ -346,14 +470,14 @@ class Sampler:
                 raise RuntimeError("Sampler.stop() before start()")
             self.mark("run_end")
             self._stop_evt.set()
-            if self._thread is not None:
-                self._thread.join(timeout=10.0 + 10 * self.interval_s)
+            self._wake_sampler()
+            for thread in (self._thread, self._writer):
+                thread.join(timeout=10.0 + 10 * self.interval_s)
             t_cpu = time.thread_time()
             self._flush()
-            for fh in (self._samples_fh, self._events_fh):
-                fh.close()
+            lost = (self._samples_file.close(), self._events_file.close())
             self._cpu_s += time.thread_time() - t_cpu
-            summary = self._summarise(_one_line(status), return_code)
+            summary = self._summarise(self._final_status(status, *lost), return_code)
             with self._lock:
                 self._summary = summary
                 self._meta.update(
@@ -362,8 +486,17 @@ class Sampler:
                     ended_utc=_utc_iso(self._wall0_ms + 1000 * (self._t_end - self._mono0)),
                     summary=summary.to_dict(),
                 )
-                self._meta["sampler"].update(self._sampler_counts(summary))
-            self._write_metadata()
+                self._meta["sampler"].update(self._sampler_counts(summary, *lost))
+            try:
+                self._write_metadata()
+            except OSError as err:
+                self._write_failed(METADATA_FILE, err)
+                note = f"metadata.json not written ({type(err).__name__}: {err}); it says 'running'"
+                summary = replace(summary, status=_add_failure(summary.status, note))
+                self._summary = summary
+            if summary.status != _one_line(status):
+                warnings.warn(f"Sampler.stop(): {self.run_dir}: {summary.status}", RuntimeWarning,
+                              stacklevel=2)
             self._backend.shutdown()
             self._cpu.close()
             self._remove_handlers()
@@ -394,74 +527,186 @@ class Sampler:
 
     # -- sampling --------------------------------------------------------------------------
     def _loop(self) -> None:
+        """Sampling thread, the only caller of the devices: the edge samples that mark() asks
+        for, and a timer sample every ``interval_s``."""
         t_cpu = time.thread_time()
-        next_t = time.monotonic()
-        while True:
-            next_t += self.interval_s
-            wait = next_t - time.monotonic()
-            if wait < 0:  # fell behind (e.g. a slow counter read): skip, don't burst
+        next_t = time.monotonic() + self.interval_s
+        while not self._stop_evt.is_set():
+            # a lock wait (woken early by mark()) costs about what a plain sleep costs per wake-up
+            self._wake.acquire(timeout=max(0.0, next_t - time.monotonic()))
+            tick = time.monotonic() >= next_t
+            if tick:
+                next_t += self.interval_s
+            try:
+                self._serve_edges()
+                if tick:
+                    self._tick()
+            except Exception as err:  # keep sampling, report it in metadata
+                self._thread_failed(err)
+            if tick and next_t < time.monotonic():  # fell behind (a slow read): skip, don't burst
                 self._n_late += 1
                 next_t = time.monotonic()
-                wait = 0.0
-            # a plain sleep costs less CPU per wake-up than Event.wait in a VM; stop() waits at
-            # most one interval for the thread
-            time.sleep(wait)
-            if self._stop_evt.is_set():
-                break
-            try:
-                with self._lock:
-                    if not math.isnan(self._t_end):  # no tick after run_end: outside the run
-                        break
-                    self._sample(edge=False)
-                    self._latest_is_edge = False
-                if time.monotonic() - self._last_flush >= self.flush_every_s:
-                    self._flush()
-            except Exception as err:  # e.g. disk full: keep sampling, report it in metadata
-                self._n_thread_errors += 1
-                if self._thread_error is None:
-                    self._thread_error = f"{type(err).__name__}: {err}"
         with self._lock:
             self._cpu_s += time.thread_time() - t_cpu
 
-    def _sample(self, edge: bool, counter: bool = True) -> tuple[float, int]:
-        """Read all sources once and buffer the rows (caller holds ``_lock``). ``edge``: a
-        phase-edge sample from :meth:`mark`: reads the energy counter (unless ``counter`` is
-        False or a read is fresh) and leaves the CPU utilisation baselines to the timer ticks."""
-        t = time.monotonic()
-        ts_ms = round(self._wall0_ms + 1000.0 * (t - self._mono0))
-        head = [str(ts_ms), f"{t:.6f}"]
-        slow = edge or t - self._slow_t >= self.slow_period_s
-        if slow and not edge:
-            self._slow_t = t
-        gpu_rows = [self._gpu_row(info, t, edge and counter, slow) for info in self._gpus]
-        host = slow or not self._gpus  # without GPUs the CPU estimate is the power signal
-        cpu, cpu_gap = (self._read_cpu(advance=not edge) if host
-                        else (self._cpu.read_counter_only(), ""))
-        self._cpu_trap.add(t, cpu.cpu_power_estimate_w)
-        self._rapl.add(cpu.cpu_energy_counter_j)
-        tail = [
-            _num(cpu.cpu_usage_pct),
-            _num(cpu.process_cpu_pct),
-            _num(cpu.process_rss_mb),
-            _num(cpu.system_ram_used_mb),
-            _exact(cpu.cpu_energy_counter_j),
-            _num(cpu.cpu_power_estimate_w),
-        ]
-        if not gpu_rows:
-            gpu_rows = [([""] * 14, "")]
-        for gpu_cells, gap in gpu_rows:
-            reason = "; ".join(r for r in (gap, cpu_gap) if r)
-            self._rows.append([*head, *gpu_cells, *tail, reason])
-            self._n_gaps += bool(reason)
-        self._n_rows += len(gpu_rows)
-        self._n_ticks += 1
-        return t, ts_ms
+    def _write_loop(self) -> None:
+        """Writing thread: flush every ``flush_every_s`` until :meth:`stop`."""
+        t_cpu = time.thread_time()
+        while not self._stop_evt.wait(self.flush_every_s):
+            try:
+                self._flush()
+            except Exception as err:  # keep going, report it in metadata
+                self._thread_failed(err)
+        with self._lock:
+            self._cpu_s += time.thread_time() - t_cpu
 
-    def _gpu_row(self, info: GpuInfo, t: float, edge: bool, slow: bool
-                 ) -> tuple[list[str], str]:
-        """Cells ``gpu_index`` .. ``gpu_power_limit_w`` of one GPU, and its gap reason.
-        ``edge``: read the energy counter unless a read is fresh (< ``counter_reuse_s``);
-        ``slow``: also read the slowly changing metrics (``gpu.SLOW_METRICS``)."""
+    def _thread_failed(self, err: Exception) -> None:
+        with self._lock:
+            self._n_thread_errors += 1
+            if self._thread_error is None:
+                self._thread_error = f"{type(err).__name__}: {err}"
+
+    def _wake_sampler(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already released: the thread wakes anyway
+            self._wake.release()
+
+    def _tick(self) -> None:
+        """One timer sample, inside the run only (from run_start to run_end)."""
+        if math.isnan(self._t_start) or not math.isnan(self._t_end):
+            return
+        t0 = time.monotonic()
+        self._record(t0, self._read(t0, edge=False, counter=False), None)
+
+    def _serve_edges(self) -> None:
+        """Take the edge samples asked for, in order (sampling thread)."""
+        while True:
+            with self._lock:
+                if not self._edges:
+                    return
+                edge = self._edges.pop(0)
+                if edge.state != "queued":  # mark() gave up waiting: recorded already
+                    continue
+                edge.state = "reading"
+            t0 = time.monotonic()
+            try:
+                reading = self._read(t0, edge=True, counter=edge.counter)
+            except Exception as err:
+                with self._lock:
+                    if edge.state == "reading":
+                        self._abandon(edge, f"edge sample failed: {type(err).__name__}: {err}")
+                raise
+            self._record(t0, reading, edge)
+
+    def _edge_sample(self, counter: bool, event: str | None) -> _Edge:
+        """Have the sampling thread take an edge sample and wait for it, but not on a device
+        read that has stalled (``stall_s``) nor longer than ``_EDGE_MAX_WAIT_S``: then the edge
+        is recorded now without readings (caller holds ``_mark_lock``)."""
+        edge = _Edge(counter, event)
+        with self._lock:
+            self._edges.append(edge)
+        self._wake_sampler()
+        give_up_at = time.monotonic() + _EDGE_MAX_WAIT_S
+        while not edge.done.wait(_EDGE_POLL_S):
+            now = time.monotonic()
+            stalled_s = now - self._reading_since  # NaN while no reading is in progress
+            if stalled_s >= self.stall_s or now >= give_up_at or not self._thread.is_alive():
+                why = (f"a device read has stalled for {stalled_s:.3f} s" if stalled_s >= 0
+                       else "the sampling thread did not answer")
+                with self._lock:
+                    if edge.state != "done":
+                        self._abandon(edge, f"edge sample without readings: {why}")
+                break
+        return edge
+
+    def _abandon(self, edge: _Edge, why: str) -> None:
+        """Record ``edge`` now with a row without readings (caller holds ``_lock``)."""
+        edge.state = "abandoned"
+        t = time.monotonic()
+        gpu_rows = [([str(g.index), g.name, *[""] * 11, _num(g.power_limit_w)], "")
+                    for g in self._gpus]
+        self._append_rows(t, gpu_rows, [""] * 6, why)
+        self._stamp(edge, t)
+
+    def _stamp(self, edge: _Edge, t: float) -> None:
+        """Give ``edge`` its time and wake its mark() (caller holds ``_lock``)."""
+        edge.t, edge.ts_ms = t, self._ts_ms(t)
+        if edge.event == "run_start":
+            self._t_start = t
+        elif edge.event == "run_end":
+            self._t_end = t
+        edge.done.set()
+
+    def _ts_ms(self, t: float) -> int:
+        return round(self._wall0_ms + 1000.0 * (t - self._mono0))
+
+    def _read(self, t: float, edge: bool, counter: bool) -> _Reading:
+        """Read all sources once (sampling thread, no lock held). ``edge``: a phase-edge sample:
+        reads the energy counter (unless ``counter`` is False or a read is fresh) and leaves the
+        CPU utilisation baselines to the timer ticks."""
+        self._reading_since = t
+        try:
+            slow = edge or t - self._slow_t >= self.slow_period_s
+            if slow and not edge:
+                self._slow_t = t
+            gpus = [self._gpu_row(info, t, edge and counter, slow) for info in self._gpus]
+            host = slow or not self._gpus  # without GPUs the CPU estimate is the power signal
+            cpu, cpu_gap = (self._read_cpu(advance=not edge) if host
+                            else (self._cpu.read_counter_only(), ""))
+        finally:
+            self._reading_since = NAN
+        return gpus, cpu, cpu_gap
+
+    def _record(self, t0: float, reading: _Reading, edge: _Edge | None) -> None:
+        """Buffer a reading begun at ``t0`` and update the running totals. It is stamped ``t0``,
+        or, if it stalled or its edge was recorded without it, when it returned (then it is not
+        an edge sample); after run_end it is dropped (outside the run). Takes ``_lock``."""
+        took_s = time.monotonic() - t0
+        gpus, cpu, cpu_gap = reading
+        with self._lock:
+            late = edge is not None and edge.state == "abandoned"
+            t, note = t0, ""
+            if late or took_s >= self.stall_s or t0 < self._last_row_t:
+                t = time.monotonic()
+                note = f"stalled device read: took {took_s:.3f} s, stamped when it returned"
+            if t > self._t_end:
+                return
+            for i, (_, _, power_w, counter_j) in enumerate(gpus):
+                self._gpu_trap[i].add(t, power_w)
+                self._gpu_counter[i].add(counter_j)
+            self._cpu_trap.add(t, cpu.cpu_power_estimate_w)
+            self._rapl.add(cpu.cpu_energy_counter_j)
+            tail = [
+                _num(cpu.cpu_usage_pct),
+                _num(cpu.process_cpu_pct),
+                _num(cpu.process_rss_mb),
+                _num(cpu.system_ram_used_mb),
+                _exact(cpu.cpu_energy_counter_j),
+                _num(cpu.cpu_power_estimate_w),
+            ]
+            reason = "; ".join(r for r in (cpu_gap, note) if r)
+            self._append_rows(t, [(cells, gap) for cells, gap, _, _ in gpus], tail, reason)
+            self._latest_is_edge = edge is not None and not late and edge.counter
+            if edge is not None and not late:
+                edge.state = "done"
+                self._stamp(edge, t)
+
+    def _append_rows(self, t: float, gpu_rows: list[tuple[list[str], str]], tail: list[str],
+                     reason: str) -> None:
+        """Buffer one sampling instant: a row per GPU (or one CPU-only row) with the GPU cells
+        and gap, the CPU cells ``tail`` and a ``reason`` for every row (caller holds ``_lock``)."""
+        head = [str(self._ts_ms(t)), f"{t:.6f}"]
+        for cells, gap in gpu_rows or [([""] * 14, "")]:
+            why = "; ".join(r for r in (gap, reason) if r)
+            self._rows.append([*head, *cells, *tail, _one_line(why) if why else ""])
+            self._n_gaps += bool(why)
+        self._n_ticks += 1
+        self._last_row_t = t
+
+    def _gpu_row(self, info: GpuInfo, t: float, edge: bool, slow: bool) -> _GpuRow:
+        """Cells ``gpu_index`` .. ``gpu_power_limit_w`` of one GPU, its gap reason, power (W)
+        and energy counter (J; NaN where not read). ``edge``: read the energy counter unless a
+        read is fresh (< ``counter_reuse_s``); ``slow``: also read the slowly changing metrics
+        (``gpu.SLOW_METRICS``)."""
         i = info.index
         gaps: list[str] = []
         reading: GpuReading | None
@@ -479,12 +724,10 @@ class Sampler:
                 counter = self._backend.read_energy_j(i)
             except Exception as err:
                 gaps.append(f"energy counter: {type(err).__name__}: {err}")
-        self._gpu_counter[i].add(counter)
         if reading is None:
             cells = [str(i), info.name] + [""] * 4 + [_exact(counter)] + [""] * 6
             cells.append(_num(info.power_limit_w))
-            return cells, "; ".join(gaps)
-        self._gpu_trap[i].add(t, reading.power_w)
+            return cells, "; ".join(gaps), NAN, counter
         cells = [
             str(i),
             info.name,
@@ -501,7 +744,7 @@ class Sampler:
             _num(reading.sm_clock_mhz),
             _num(info.power_limit_w),
         ]
-        return cells, "; ".join(gaps)
+        return cells, "; ".join(gaps), reading.power_w, counter
 
     def _read_cpu(self, advance: bool) -> tuple[CpuReading, str]:
         try:
@@ -511,27 +754,51 @@ class Sampler:
 
     # -- output ----------------------------------------------------------------------------
     def _flush(self) -> None:
-        """Append buffered rows and events (flush + fsync); rewrite metadata if it changed."""
+        """Append buffered rows and events (write + fsync); rewrite metadata.json if it changed.
+        A write that fails is counted, and what it could not write is kept for the next flush."""
         with self._io_lock:
             with self._lock:
                 rows, self._rows = self._rows, []
                 events, self._events = self._events, []
                 meta_dirty, self._meta_dirty = self._meta_dirty, False
-                self._last_flush = time.monotonic()
-            for fh, lines in ((self._samples_fh, rows), (self._events_fh, events)):
-                if lines and not fh.closed:
-                    csv.writer(fh, lineterminator="\n").writerows(lines)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+            self._samples_file.add(rows)
+            self._events_file.add(events)
+            for file in (self._samples_file, self._events_file):
+                try:
+                    file.flush()
+                except OSError as err:
+                    self._write_failed(file.path.name, err)
             self._n_flushes += 1
         if meta_dirty:
-            self._write_metadata()
+            try:
+                self._write_metadata()
+            except OSError as err:
+                self._write_failed(METADATA_FILE, err)
+                with self._lock:
+                    self._meta_dirty = True
 
     def _write_metadata(self) -> None:
+        """Write metadata.json atomically; raises ``OSError``."""
         with self._io_lock:
             with self._lock:
                 snapshot = _json_ready(self._meta)
             write_json(snapshot, self.run_dir / METADATA_FILE)
+
+    def _write_failed(self, name: str, err: OSError) -> None:
+        with self._lock:
+            self._n_write_errors += 1
+            self._last_write_error = _one_line(f"{name}: {type(err).__name__}: {err}")
+            self._write_error_of[name] = self._last_write_error
+
+    def _final_status(self, status: str, rows_lost: int, events_lost: int) -> str:
+        """``status``, failed with the reason where rows or events were never written."""
+        status = _one_line(status)
+        if not (rows_lost or events_lost):
+            return status
+        errors = [self._write_error_of.get(name, name) for name, lost in
+                  ((SAMPLES_FILE, rows_lost), (EVENTS_FILE, events_lost)) if lost]
+        return _add_failure(status, f"{rows_lost} rows and {events_lost} events not written "
+                                    f"({'; '.join(errors)})")
 
     def _gpu_counters_j(self) -> tuple[float, ...]:
         """Per GPU: energy-counter delta so far (NaN where the counter is unsupported)."""
@@ -577,10 +844,10 @@ class Sampler:
         return SamplerSummary(
             status=status,
             return_code=return_code,
-            n_samples=self._n_rows,
+            n_samples=self._samples_file.lines_written - 1,  # after the header
             n_ticks=self._n_ticks,
             n_gap_rows=self._n_gaps,
-            n_events=self._n_events,
+            n_events=self._events_file.lines_written - 1,
             n_flushes=self._n_flushes,
             duration_s=duration,
             mean_tick_interval_s=duration / (self._n_ticks - 1) if self._n_ticks > 1 else NAN,
@@ -596,9 +863,14 @@ class Sampler:
             overhead_pct_of_core=100.0 * self._cpu_s / duration if duration > 0 else NAN,
         )
 
-    def _sampler_counts(self, summary: SamplerSummary) -> dict[str, Any]:
+    def _sampler_counts(self, summary: SamplerSummary, rows_lost: int,
+                        events_lost: int) -> dict[str, Any]:
         return {
             "n_samples": summary.n_samples,
+            "rows_lost": rows_lost,  # sampled, never written (the last write failed too)
+            "events_lost": events_lost,
+            "write_errors": self._n_write_errors,  # failed writes, retried or not
+            "last_write_error": self._last_write_error,
             "n_ticks": summary.n_ticks,
             "n_gap_rows": summary.n_gap_rows,
             "n_events": summary.n_events,
@@ -654,6 +926,7 @@ class Sampler:
                 "counter_period_s": self.counter_period_s,
                 "counter_reuse_s": self.counter_reuse_s,
                 "slow_period_s": self.slow_period_s,
+                "stall_s": self.stall_s,
                 "pid": self._cpu.pid,
                 "monotonic_start_s": self._mono0,
             },
@@ -709,12 +982,9 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).splitlines())
 
 
-def _open_csv(path: Path, header: list[str]):
-    fh = path.open("w", newline="", encoding="utf-8")
-    fh.write(",".join(header) + "\n")
-    fh.flush()
-    os.fsync(fh.fileno())
-    return fh
+def _add_failure(status: str, note: str) -> str:
+    """``failed: write error: <note>`` for an ok run, else the note added to the status."""
+    return f"failed: write error: {note}" if status == "ok" else f"{status}; write error: {note}"
 
 
 def _json_ready(obj: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Which datasets `make figures` runs when none is named (helpers.core.datasets.default_datasets)."""
+"""Which datasets `make figures` runs when none is named (datasets.default_datasets)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,15 @@
 """FakeNvmlBackend: a scripted stand-in for the NVML backend (no GPU), for tests and benchmarks.
 
 Power follows a known function of time since :meth:`FakeNvmlBackend.init` and the energy counter is
-its exact integral, so integrated samples can be checked against analytic values. Errors can be
-injected at chosen read calls, and the energy counter can be declared unsupported.
+its exact integral, so integrated samples can be checked against analytic values. Errors and
+stalls (a call that blocks, as NVML does when the driver is busy) can be injected at chosen read
+calls, and the energy counter can be declared unsupported.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -33,8 +35,10 @@ class FakeNvmlBackend:
     """Implements the :class:`helpers.collect.devices.gpu.GpuBackend` protocol without any hardware.
 
     ``error_reads``: 0-based indices of :meth:`read` calls (per GPU) that raise
-    :class:`GpuReadError`. ``counter_offset_j``: counter value at t = 0 (NVML counts from driver
-    load, so never 0). ``unavailable``: behave like a machine without NVML (no GPUs, that reason).
+    :class:`GpuReadError`. ``stall_reads``: 0-based indices of :meth:`read` calls (per GPU) that
+    block for ``stall_s`` seconds before returning; :attr:`stall_started` is set when the first
+    such call begins. ``counter_offset_j``: counter value at t = 0 (NVML counts from driver load,
+    so never 0). ``unavailable``: behave like a machine without NVML (no GPUs, that reason).
     """
 
     def __init__(
@@ -46,6 +50,8 @@ class FakeNvmlBackend:
         counter_offset_j: float = 123_456.789,
         power_limit_w: float = 700.0,
         unavailable: str | None = None,
+        stall_reads: set[int] | frozenset[int] = frozenset(),
+        stall_s: float = 0.0,
     ) -> None:
         self.power_w, self.energy_j = power if power is not None else sine_power()
         self.n_gpus = n_gpus
@@ -54,6 +60,9 @@ class FakeNvmlBackend:
         self.counter_offset_j = counter_offset_j
         self.power_limit_w = power_limit_w
         self.unavailable = unavailable
+        self.stall_reads = set(stall_reads)
+        self.stall_s = stall_s
+        self.stall_started = threading.Event()
         self.status = "not initialised"
         self.t0 = NAN
         self.read_calls = [0] * n_gpus
@@ -92,6 +101,9 @@ class FakeNvmlBackend:
     def read(self, index: int, slow: bool = True) -> GpuReading:
         call = self.read_calls[index]
         self.read_calls[index] += 1
+        if call in self.stall_reads:
+            self.stall_started.set()
+            time.sleep(self.stall_s)
         if call in self.error_reads:
             raise GpuReadError(f"NVMLError_Unknown: injected failure at read {call}, as scripted")
         p = self.power_w(time.monotonic() - self.t0)
