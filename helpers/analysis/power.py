@@ -4,7 +4,10 @@ baseline, stabilisation.
 Per-run inputs follow :data:`helpers.core.schema.RUN_COLUMNS`; per-sample inputs the interim
 profiling table (``run_id``, ``elapsed_s``, ``device_power_w`` / ``gpu_power_draw``,
 ``gpu_usage``, ``phase``, ...); per-epoch inputs :data:`helpers.core.schema.EPOCH_COLUMNS`. Power
-in W, energy in J, time in s.
+in W, energy in J, time in s. Everything but the idle baseline works on the training window
+(docs/methods.md#energy-windows): the per-run means ``training_*`` and the samples cut to the
+window by :func:`helpers.analysis.window_samples.training_samples` (time counted from its
+start), so that a stabilisation point is seconds into the training, not into the idle lead-in.
 
 Stabilisation point — method
 ----------------------------
@@ -46,14 +49,16 @@ from helpers.analysis import stats
 #: Phases kept for the stabilisation analysis of runs whose samples carry phase labels (the
 #: idle baseline, start-up before it, and the idle tail after training are left out).
 TRAINING_PHASES: tuple[str, ...] = ("warmup", "train", "eval")
-#: Phases of the training epochs, whose energy is ``training_energy_j``.
-EPOCH_PHASES: tuple[str, ...] = ("train", "eval")
 _MAD_TO_SIGMA = 1.4826
 
 
 #: Per-sample columns the power analyses read from ``interim/profiling.parquet``.
 SAMPLE_COLUMNS: tuple[str, ...] = ("run_id", "elapsed_s", "device_power_w", "gpu_power_draw",
-                                   "gpu_max_power", "gpu_usage", "gpu_name", "epoch", "phase")
+                                   "gpu_max_power", "gpu_usage", "gpu_name", "gpu_index",
+                                   "epoch", "phase")
+#: Numeric sample columns interpolated at the edges of the training window.
+VALUE_COLUMNS: tuple[str, ...] = ("device_power_w", "gpu_power_draw", "gpu_max_power",
+                                  "gpu_usage")
 
 
 def power_samples(samples: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -68,9 +73,11 @@ def power_samples(samples: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFra
     return out, "device_power_w" if has_device else "gpu_power_draw"
 
 
-def power_vs_usage(runs: pd.DataFrame, power: str = "gpu_power_mean_w",
-                   usage: str = "gpu_usage_mean", by: str | None = "environment") -> pd.DataFrame:
-    """Spearman ρ and least-squares line of mean power (W) on mean utilisation, per ``by`` group.
+def power_vs_usage(runs: pd.DataFrame, power: str = "training_gpu_power_mean_w",
+                   usage: str = "training_gpu_usage_mean", by: str | None = "environment"
+                   ) -> pd.DataFrame:
+    """Spearman ρ and least-squares line of mean power (W) on mean utilisation (both over the
+    training window by default), per ``by`` group.
 
     Columns: [by], x, y, n, n_dropped, rho, p_value, slope_w (W per unit of ``usage``),
     intercept_w, r2, note. Fit columns are NaN where ρ is (fewer than 3 runs, constant)."""
@@ -88,7 +95,7 @@ def power_vs_usage(runs: pd.DataFrame, power: str = "gpu_power_mean_w",
     return corr
 
 
-def power_limit_ratio(df: pd.DataFrame, power: str = "gpu_power_mean_w",
+def power_limit_ratio(df: pd.DataFrame, power: str = "training_gpu_power_mean_w",
                       limit: str = "gpu_power_limit_w") -> pd.Series:
     """Power divided by the power limit (fraction). NaN where the limit is missing or ≤ 0."""
     lim = df[limit].astype(float)
@@ -268,6 +275,9 @@ def window_estimate_error(power_w: Sequence[float] | np.ndarray,
     p, t = np.asarray(power_w, float), np.asarray(elapsed_s, float)
     ok = ~(np.isnan(p) | np.isnan(t))
     p, t = p[ok], t[ok]
+    if len(t) < 2:
+        return pd.DataFrame([{"start_s": s, "window_s": w, "estimate_j": np.nan,
+                              "error_pct": np.nan} for s in starts_s for w in windows_s])
     duration = t[-1] - t[0]
     cum = np.concatenate([[0.0], np.cumsum(np.diff(t) * (p[1:] + p[:-1]) / 2)])
     rows = []
@@ -285,27 +295,23 @@ def window_estimate_error(power_w: Sequence[float] | np.ndarray,
 
 def estimate_error_grid(samples: pd.DataFrame, runs: pd.DataFrame, starts_s: Sequence[float],
                         windows_s: Sequence[float], power_col: str = "device_power_w",
-                        run_col: str = "run_id", phase: str = "phase") -> pd.DataFrame:
-    """:func:`window_estimate_error` for every run of ``runs`` present in ``samples``.
-
-    Runs whose samples carry phase labels are estimated on their epochs (phases
-    :data:`EPOCH_PHASES`, so the duration is that of the epochs) against ``training_energy_j``;
-    runs without labels (published logs) on all their samples against ``energy_j`` (the run's
-    sample span, as ``duration_s`` in RUN_COLUMNS). Columns: run_id, start_s, window_s,
+                        run_col: str = "run_id") -> pd.DataFrame:
+    """:func:`window_estimate_error` for every run of ``runs`` present in ``samples``, against
+    the run's ``training_energy_j`` (``energy_j`` in a table without it). ``samples`` should be
+    the training window's (:func:`helpers.analysis.window_samples.training_samples`), so that
+    the duration of the estimate is the window's. Columns: run_id, start_s, window_s,
     estimate_j, error_pct."""
-    whole = runs.set_index(run_col)["energy_j"]
-    epochs = (runs.set_index(run_col)["training_energy_j"] if "training_energy_j" in runs
-              else whole)
+    col = "training_energy_j" if "training_energy_j" in runs else "energy_j"
+    measured = runs.set_index(run_col)[col]
     parts = []
     for run, sub in samples.groupby(run_col, sort=True, observed=True):
-        if run not in whole.index:
+        if run not in measured.index:
             continue
-        kept = _only(sub, phase, EPOCH_PHASES)
-        energy = epochs[run] if len(kept) < len(sub) else whole[run]
+        energy = measured[run]
         if not np.isfinite(energy) or energy <= 0:
             continue
-        kept = kept.sort_values("elapsed_s")
-        res = window_estimate_error(kept[power_col], kept["elapsed_s"], float(energy),
+        sub = sub.sort_values("elapsed_s")
+        res = window_estimate_error(sub[power_col], sub["elapsed_s"], float(energy),
                                     starts_s, windows_s)
         res.insert(0, run_col, run)
         parts.append(res)

@@ -1,8 +1,16 @@
 """Per-run and per-epoch tables from merged samples (the clean stage's computations).
 
-Energy per component over the run window (each series from its first to its last valid sample;
-docs/methods.md#energy-windows), integrated by :mod:`helpers.core.energy` with the rules and
-method tags of :mod:`helpers.core.rules`, the same as the grid's ``emissions.csv``:
+Two windows per run (docs/methods.md#energy-windows, :mod:`helpers.core.windows`):
+
+* the run window (columns without prefix: ``energy_j``, ``duration_s``, ``gpu_power_mean_w``,
+  ...): each series from its first to its last valid sample, idle lead-in and tail included;
+* the training window (columns ``training_*``): :func:`helpers.core.windows.training_window`
+  (``warmup_start`` or the first ``epoch_start`` to the last ``epoch_end``) where the run has
+  those events, else the whole run (``training_window`` says which), with its edges on the
+  samples' clock (``training_start_s``, ``training_end_s``: seconds from the first sample).
+
+Energy per component, in either window, integrated by :mod:`helpers.core.energy` with the rules
+and method tags of :mod:`helpers.core.rules`, the same as the grid's ``emissions.csv``:
 * GPU: NVML counter difference where every GPU has ``gpu_energy_counter_j`` readings, else the
   trapezoid of ``gpu_power_draw`` on real timestamps (kept beside the counter as a check).
 * CPU: RAPL counter difference where present, else the trapezoid of ``cpu_power_w`` (an estimate
@@ -33,20 +41,22 @@ def _col(samples: pd.DataFrame, name: str) -> np.ndarray:
     return samples[name].to_numpy(dtype=float)
 
 
-def _gpu_energy(t: np.ndarray, samples: pd.DataFrame) -> tuple[float, str, float]:
-    """(energy J, method, trapezoid J) summed over the run's GPUs."""
+def _gpu_energy(t: np.ndarray, samples: pd.DataFrame, window: windows.Window | None = None
+                ) -> tuple[float, str, float]:
+    """(energy J, method, trapezoid J) summed over the run's GPUs, over ``window`` (None: each
+    series over its own samples)."""
     gpu_index = samples["gpu_index"].to_numpy() if "gpu_index" in samples else np.zeros(len(t))
     power, counter = _col(samples, "gpu_power_draw"), _col(samples, "gpu_energy_counter_j")
     per_gpu = [(t[sel], power[sel], counter[sel])
                for sel in (gpu_index == g for g in pd.unique(gpu_index))]
-    return energy.gpu_energy_j(per_gpu, GPU_UNMEASURED_REASON)
+    return energy.gpu_energy_j(per_gpu, GPU_UNMEASURED_REASON, window)
 
 
-def _cpu_energy(t: np.ndarray, samples: pd.DataFrame, estimate_method: str | None
-                ) -> tuple[float, str]:
+def _cpu_energy(t: np.ndarray, samples: pd.DataFrame, estimate_method: str | None,
+                window: windows.Window | None = None) -> tuple[float, str]:
     return energy.cpu_energy_j(t, _col(samples, "cpu_energy_counter_j"),
                                _col(samples, "cpu_power_w"), estimate_method,
-                               CPU_UNMEASURED_REASON)
+                               CPU_UNMEASURED_REASON, window)
 
 
 def _ram_energy(t: np.ndarray, samples: pd.DataFrame) -> tuple[float, str]:
@@ -63,8 +73,107 @@ def _first_gpu(samples: pd.DataFrame) -> pd.DataFrame:
     return samples[samples["gpu_index"] == first] if pd.notna(first) else samples
 
 
-def summarise_run(samples: pd.DataFrame, cpu_estimate_method: str | None = None) -> dict:
-    """Compute one run's durations, energies (with methods) and power/usage statistics."""
+#: Label of the training window of a run without training events.
+WHOLE_RUN = "whole run (no epoch events)"
+#: Run statistics also given over the training window (as ``training_<name>``).
+WINDOW_STATS = {"gpu_power_mean_w": "gpu_power_draw", "gpu_usage_mean": "gpu_usage",
+                "gpu_memory_usage_mean": "gpu_memory_usage"}
+
+
+def _in_window(t: np.ndarray, window: windows.Window) -> np.ndarray:
+    tol = 5e-4  # stamps are whole milliseconds
+    return (t >= window.start_s - tol) & (t <= window.end_s + tol)
+
+
+def _window_energy(samples: pd.DataFrame, one: pd.DataFrame, t: np.ndarray, t1: np.ndarray,
+                   window: windows.Window, on_gpu: bool, cpu_estimate_method: str | None
+                   ) -> tuple[float, str]:
+    """(energy J, source) over ``window`` of the component the run's energy_j measures."""
+    if on_gpu:
+        gpu_j, method, _ = _gpu_energy(t, samples, window)
+        return gpu_j, f"gpu:{method}"
+    cpu_j, method = _cpu_energy(t1, one, cpu_estimate_method, window)
+    return cpu_j, f"cpu:{method}"
+
+
+def _has_training_events(names: np.ndarray) -> bool:
+    return bool(np.isin(names, [*windows.TRAINING_START_EVENTS,
+                                windows.TRAINING_END_EVENT]).any())
+
+
+def training_summary(samples: pd.DataFrame, run: dict, events: pd.DataFrame | None,
+                     cpu_estimate_method: str | None = None) -> dict:
+    """The ``training_*`` columns of one run: window (label and edges on the samples' clock),
+    energy of the component of ``run['energy_source']`` (same rules as the run energy), its
+    duration, mean power, GPU statistics over the window, and ``pre_epoch_energy_j`` (energy of
+    the window before its first epoch: the warm-up batches). Without training events the
+    window is the whole run and the run's own values are repeated."""
+    one = _first_gpu(samples)
+    t, t1 = _seconds(samples), _seconds(one)
+    first = float(np.min(t)) if len(t) else float("nan")
+    names = (events["event"].to_numpy(dtype=object) if events is not None and len(events)
+             else np.array([], dtype=object))
+    if not len(t1) or not _has_training_events(names):
+        start = float(np.min(t1)) - first if len(t1) else float("nan")
+        return {"training_window": WHOLE_RUN, "training_start_s": start,
+                "training_end_s": start + run["duration_s"],
+                "training_duration_s": run["duration_s"],
+                "training_energy_j": run["energy_j"],
+                "training_energy_source": run["energy_source"],
+                "training_energy_scope": "whole run",
+                "training_device_power_mean_w": run["device_power_mean_w"],
+                **{f"training_{k}": run[k] for k in WINDOW_STATS},
+                "pre_epoch_energy_j": float("nan")}
+    ev_t = _event_seconds(events["time_utc"])
+    window = windows.training_window(names, ev_t, t1)
+    on_gpu = str(run["energy_source"]).startswith("gpu:")
+    energy_j, source = _window_energy(samples, one, t, t1, window, on_gpu, cpu_estimate_method)
+    starts = ev_t[names == "epoch_start"]
+    pre_j = 0.0
+    if starts.size and starts.min() > window.start_s:
+        lead = windows.Window(window.start_s, float(starts.min()), "before the first epoch")
+        pre_j = _window_energy(samples, one, t, t1, lead, on_gpu, cpu_estimate_method)[0]
+    inside = one[_in_window(t1, window)]
+    # times are whole milliseconds: rounding removes the noise of differences of epoch seconds
+    duration = round(window.duration_s, 6)
+    return {"training_window": window.label,
+            "training_start_s": round(window.start_s - first, 6),
+            "training_end_s": round(window.end_s - first, 6), "training_duration_s": duration,
+            "training_energy_j": energy_j, "training_energy_source": source,
+            "training_energy_scope": "epochs",
+            "training_device_power_mean_w": energy_j / duration if duration > 0 else np.nan,
+            **{f"training_{k}": _nanmean(inside, col) for k, col in WINDOW_STATS.items()},
+            "pre_epoch_energy_j": pre_j}
+
+
+def with_training_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with the training-window columns it lacks (a table written without them):
+    the run's own values, window ``'whole run'`` and no edges (every sample is used)."""
+    out = runs.copy()
+    pairs = {"training_energy_j": "energy_j", "training_duration_s": "duration_s",
+             "training_energy_source": "energy_source",
+             "training_device_power_mean_w": "device_power_mean_w",
+             **{f"training_{k}": k for k in WINDOW_STATS}}
+    for train_col, run_col in pairs.items():
+        if train_col not in out:
+            out[train_col] = out[run_col] if run_col in out else np.nan
+    if "device_power_mean_w" not in runs and "training_device_power_mean_w" not in runs:
+        out["training_device_power_mean_w"] = out["training_energy_j"] / out[
+            "training_duration_s"]
+    defaults = {"training_window": WHOLE_RUN, "training_energy_scope": "whole run",
+                "training_start_s": np.nan, "training_end_s": np.nan,
+                "pre_epoch_energy_j": np.nan, "model_metrics_missing": ""}
+    for col, value in defaults.items():
+        if col not in out:
+            out[col] = value
+    return out
+
+
+def summarise_run(samples: pd.DataFrame, cpu_estimate_method: str | None = None,
+                  events: pd.DataFrame | None = None) -> dict:
+    """Compute one run's durations, energies (with methods) and power/usage statistics over the
+    run window, and the same over the training window (:func:`training_summary`; ``events``:
+    the run's phase events, time_utc and event)."""
     one = _first_gpu(samples)
     t1 = _seconds(one)
     t = _seconds(samples)
@@ -79,7 +188,7 @@ def summarise_run(samples: pd.DataFrame, cpu_estimate_method: str | None = None)
     parts = {"gpu": gpu_j, "cpu": cpu_j, "ram": ram_j}
     known = {k: v for k, v in parts.items() if np.isfinite(v)}
     power = _col(one, "gpu_power_draw")
-    return {
+    run = {
         "start_utc": one["time_utc"].iloc[0],
         "duration_s": duration_s,
         "n_samples": len(one),
@@ -107,6 +216,7 @@ def summarise_run(samples: pd.DataFrame, cpu_estimate_method: str | None = None)
         "ram_used_mean_mb": _nanmean(one, "memory_usage"),
         "device_power_mean_w": energy_j / duration_s if duration_s > 0 else np.nan,
     }
+    return {**run, **training_summary(samples, run, events, cpu_estimate_method)}
 
 
 def _nanmean(df: pd.DataFrame, col: str) -> float:
@@ -115,42 +225,56 @@ def _nanmean(df: pd.DataFrame, col: str) -> float:
 
 
 def summarise_runs(samples: pd.DataFrame,
-                   cpu_estimate_methods: dict[str, str] | None = None) -> pd.DataFrame:
-    """One row per ``run_id`` of ``samples`` (see :func:`summarise_run`)."""
+                   cpu_estimate_methods: dict[str, str] | None = None,
+                   events: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per ``run_id`` of ``samples`` (see :func:`summarise_run`); ``events``: the phase
+    events of every run (run_id, time_utc, event), or None."""
     methods = cpu_estimate_methods or {}
+    by_run = ({} if events is None or events.empty
+              else {rid: ev for rid, ev in events.groupby("run_id", sort=False)})
     rows = []
     for run_id, grp in samples.groupby("run_id", sort=True):
-        rows.append({"run_id": run_id, **summarise_run(grp, methods.get(run_id))})
+        rows.append({"run_id": run_id, **summarise_run(grp, methods.get(run_id),
+                                                       by_run.get(run_id))})
     return pd.DataFrame(rows)
 
 
-def epoch_table(samples: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
-    """Per-epoch energies from ``epoch_start``/``epoch_end`` events. The power curve of the
-    component each run's energy comes from (``device_power_w``) is cut at the epoch edges by
-    linear interpolation, so epoch energies sum to the energy of the epochs' union."""
-    cols = ["run_id", "epoch", "start_utc", "duration_s", "energy_j", "gpu_energy_j",
-            "power_mean_w", "val_accuracy", "val_f1"]
-    if events.empty:
+def epoch_table(samples: pd.DataFrame, events: pd.DataFrame,
+                energy_sources: dict[str, str] | None = None,
+                cpu_estimate_methods: dict[str, str] | None = None) -> pd.DataFrame:
+    """Per-epoch energies from ``epoch_start``/``epoch_end`` events: the component each run's
+    energy comes from (``energy_sources``: run_id -> ``energy_source`` of the run table; the GPU
+    where one has power samples when not given), by the same rules as the run energy (counter
+    differences interpolated at the epoch edges where the counter covers the epoch, else the
+    power curve cut at the edges by linear interpolation), so that the epochs of a run add up
+    to the energy of their union. ``gpu_energy_j``: the GPUs' energy of the epoch."""
+    cols = ["run_id", "epoch", "start_utc", "duration_s", "energy_j", "energy_method",
+            "gpu_energy_j", "power_mean_w", "val_accuracy", "val_f1"]
+    if events.empty or samples.empty:
         return pd.DataFrame(columns=cols)
+    sources, methods = energy_sources or {}, cpu_estimate_methods or {}
+    by_run = {rid: sub for rid, sub in samples.groupby("run_id", sort=False)}
     rows = []
     for run_id, ev in events.groupby("run_id", sort=True):
-        run = _first_gpu(samples[samples["run_id"] == run_id])
+        run = by_run.get(run_id)
         pairs = windows.epoch_event_pairs(ev["event"], ev["epoch"])
-        if run.empty or not pairs:
+        if run is None or not pairs:
             continue
-        t = _seconds(run)
+        one = _first_gpu(run)
+        t, t1 = _seconds(run), _seconds(one)
+        source = sources.get(run_id)
+        on_gpu = (str(source).startswith("gpu:") if source is not None
+                  else bool(np.isfinite(_col(run, "gpu_power_draw")).any()))
         ev_t = _event_seconds(ev["time_utc"])
-        epochs, i0, i1 = (np.array(x) for x in zip(*pairs, strict=True))
-        t0, t1 = ev_t[i0], ev_t[i1]
-        e = energy.window_energies_j(t, _col(run, "device_power_w"), t0, t1)
-        g = energy.window_energies_j(t, _col(run, "gpu_power_draw"), t0, t1)
-        for k, ep in enumerate(epochs):
-            info = ev.iloc[i1[k]]
+        for ep, i0, i1 in pairs:
+            w = windows.Window(float(ev_t[i0]), float(ev_t[i1]), f"epoch {ep}")
+            e, src = _window_energy(run, one, t, t1, w, on_gpu, methods.get(run_id))
+            info = ev.iloc[i1]
             rows.append({
-                "run_id": run_id, "epoch": int(ep), "start_utc": ev["time_utc"].iloc[i0[k]],
-                "duration_s": float(t1[k] - t0[k]), "energy_j": float(e[k]),
-                "gpu_energy_j": float(g[k]),
-                "power_mean_w": float(e[k] / (t1[k] - t0[k])) if t1[k] > t0[k] else np.nan,
+                "run_id": run_id, "epoch": int(ep), "start_utc": ev["time_utc"].iloc[i0],
+                "duration_s": w.duration_s, "energy_j": e, "energy_method": src,
+                "gpu_energy_j": _gpu_energy(t, run, w)[0],
+                "power_mean_w": e / w.duration_s if w.duration_s > 0 else np.nan,
                 "val_accuracy": info.get("val_accuracy", np.nan),
                 "val_f1": info.get("val_f1", np.nan),
             })

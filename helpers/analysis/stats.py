@@ -404,12 +404,20 @@ def compare_many(df: pd.DataFrame, values: Iterable[str], group: str, by: str | 
     return out
 
 
+#: Columns of :meth:`ComparisonResult.summary` (and of :func:`summary_table` after ``by``).
+SUMMARY_COLUMNS = ["variable", "group", "path", "n", "k", "n_dropped", "all_normal", "levene_p",
+                   "test", "statistic", "p_value", "effect_size", "effect_size_name",
+                   "significant_pairs", "reason"]
+
+
 def summary_table(results: dict[tuple[object, str], ComparisonResult], by: str = "by"
                   ) -> pd.DataFrame:
-    """Concatenate :meth:`ComparisonResult.summary` rows with the ``by`` level as first column."""
+    """Concatenate :meth:`ComparisonResult.summary` rows with the ``by`` level as first column
+    (the columns alone when nothing could be compared)."""
     rows = []
     for (level, _), res in results.items():
         s = res.summary()
         s.insert(0, by, level)
         rows.append(s)
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    return (pd.concat(rows, ignore_index=True) if rows
+            else pd.DataFrame(columns=[by, *SUMMARY_COLUMNS]))

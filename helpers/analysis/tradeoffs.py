@@ -2,8 +2,10 @@
 (docs/methods.md#trade-offs).
 
 Inputs are per-run tables with :data:`helpers.core.schema.RUN_COLUMNS`
-(``processed/runs.parquet``). Energy is normalised per image seen (``energy_per_image_j`` =
-energy_j / images_seen, J) and time per image (``time_per_image_s``, s). Group statistics are
+(``processed/runs.parquet``). Every variable covers the training window
+(docs/methods.md#energy-windows): energy is normalised per image seen (``energy_per_image_j`` =
+training_energy_j / images_seen, J), likewise time per image (``time_per_image_s``, s), and the
+GPU usage is the training window's mean (``training_gpu_usage_mean``). Group statistics are
 medians with the interquartile range, because the per-group distributions are skewed and the
 battery in :mod:`helpers.analysis.stats` is rank based whenever normality fails.
 
@@ -28,10 +30,12 @@ from helpers.analysis import stats
 #: Variables compared by the battery in notebook 04: column -> display label (unit).
 TRADEOFF_VARIABLES: dict[str, str] = {
     "energy_per_image_j": "energy per image (J)",
-    "gpu_usage_mean": "GPU usage (fraction)",
+    "training_gpu_usage_mean": "GPU usage (fraction)",
     "time_per_image_s": "time per image (s)",
     "f1": "F1",
 }
+#: Columns of :func:`group_summary` after the group keys.
+SUMMARY_COLUMNS = ["variable", "n", "median", "q1", "q3", "iqr"]
 
 
 def group_summary(runs: pd.DataFrame, values: Sequence[str],
@@ -49,7 +53,7 @@ def group_summary(runs: pd.DataFrame, values: Sequence[str],
                            else (np.nan, np.nan, np.nan))
             rows.append({**dict(zip(by, key, strict=True)), "variable": v, "n": len(x),
                          "median": med, "q1": q1, "q3": q3, "iqr": q3 - q1})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*by, *SUMMARY_COLUMNS])
 
 
 def median_table(runs: pd.DataFrame, value: str, index: str = "architecture",

@@ -5,6 +5,11 @@
 * ``SAMPLE_EXTRA_COLUMNS``: extra per-sample columns kept beside them.
 * ``RUN_COLUMNS``: the per-run table written by 03-clean to ``processed/runs.parquet``; 04-06
   read only this (plus ``processed/epochs.parquet`` and the interim samples for time series).
+  Every energy, duration and mean says its window (docs/methods.md#energy-windows): columns
+  without prefix (``energy_j``, ``duration_s``, ``gpu_power_mean_w``, ...) cover the **run**
+  (first to last sample, idle lead-in and tail included), columns ``training_*`` the
+  **training window** (warm-up and epochs; the whole run where a source has no epoch events).
+  The analyses of notebooks 04-06 use the training window.
 * ``EPOCH_COLUMNS``: per-epoch table (runs with epoch events only).
 """
 
@@ -63,7 +68,7 @@ RUN_COLUMNS: dict[str, str] = {
     "run": "run number within (environment, architecture)",
     "gpu_name": "GPU model name ('none' for CPU-only runs)",
     "start_utc": "first sample, tz-aware UTC",
-    "duration_s": "last minus first sample time (s)",
+    "duration_s": "run window: last minus first sample time (s)",
     "n_samples": "GPU samples in the run",
     "sampling_period_s": "median spacing of samples (s)",
     "gpu_energy_j": "GPU energy (J): counter delta where present, else trapezoid of power",
@@ -73,18 +78,31 @@ RUN_COLUMNS: dict[str, str] = {
     "cpu_energy_method": "'rapl', 'estimate:tdp_x_utilisation', or 'unmeasured: <reason>'",
     "ram_energy_j": "RAM energy (J)",
     "ram_energy_method": "e.g. 'model:0.3725W_per_GB'",
-    "energy_j": "the run energy analysed by 04-06 (J): GPU energy where a GPU ran, else CPU",
+    "energy_j": "run window: energy of the run (J), GPU energy where a GPU ran, else CPU "
+    "(gpu_energy_j, cpu_energy_j, ram_energy_j and total_energy_j cover the run too)",
     "energy_source": "which component/method energy_j is (e.g. 'gpu:trapezoid')",
-    "training_energy_j": "energy of the training epochs (J; sum of epoch energies) where epoch "
-    "events exist, else energy_j",
-    "training_duration_s": "duration of the training epochs (s) where epoch events exist, else "
-    "duration_s",
-    "training_energy_scope": "'epochs' or 'whole run'",
+    "training_energy_j": "training window: energy (J) of the same component as energy_j, by the "
+    "same rules, from warmup_start (else the first epoch_start) to the last epoch_end; energy_j "
+    "where the run has no epoch events. The energy 04-06 analyse and estimate",
+    "training_duration_s": "training window: its duration (s); duration_s without epoch events",
+    "training_energy_scope": "'epochs' (window from epoch events) or 'whole run'",
+    "training_window": "how the training window was chosen, e.g. 'warmup_start to last "
+    "epoch_end' or 'whole run (no epoch events)'",
+    "training_start_s": "training window start, s from the run's first sample (the samples' "
+    "elapsed_s clock)",
+    "training_end_s": "training window end, s from the run's first sample",
+    "training_energy_source": "component/method of training_energy_j (e.g. 'gpu:nvml_counter')",
+    "training_device_power_mean_w": "training window: training_energy_j / training_duration_s (W)",
+    "training_gpu_power_mean_w": "training window: mean GPU power of its samples (W)",
+    "training_gpu_usage_mean": "training window: mean GPU utilisation (fraction 0-1)",
+    "training_gpu_memory_usage_mean": "training window: mean GPU memory utilisation (0-1)",
+    "pre_epoch_energy_j": "training window before its first epoch_start (the warm-up batches, "
+    "J); 0 when it starts at the first epoch, NaN without epoch events",
     "total_energy_j": "GPU + CPU + RAM energy where each is known (J)",
     "energy_kwh": "energy_j in kWh (display)",
     "emissions_g": "energy_kwh x carbon intensity (g CO2e)",
     "carbon_intensity_g_per_kwh": "carbon intensity used (g CO2e/kWh)",
-    "gpu_power_mean_w": "mean GPU power (W)",
+    "gpu_power_mean_w": "run window: mean GPU power (W); the statistics below cover the run",
     "gpu_power_std_w": "std of GPU power (W)",
     "gpu_power_max_w": "max GPU power (W)",
     "gpu_power_limit_w": "GPU power limit / max power (W)",
@@ -99,10 +117,12 @@ RUN_COLUMNS: dict[str, str] = {
     "train_size": "training images per epoch",
     "epochs": "epochs trained",
     "images_seen": "total training images seen",
-    "accuracy": "validation/test accuracy (0-1)",
-    "f1": "macro F1 (0-1)",
-    "energy_per_image_j": "energy_j / images_seen (J)",
-    "time_per_image_s": "duration_s / images_seen (s)",
+    "accuracy": "validation/test accuracy (0-1); NaN where the source does not give it",
+    "f1": "macro F1 (0-1); NaN where the source does not give it",
+    "model_metrics_missing": "which of f1, gflops, accuracy, params the source does not give "
+    "(NaN in the table; never a reason to remove a run)",
+    "energy_per_image_j": "training window: training_energy_j / images_seen (J)",
+    "time_per_image_s": "training window: training_duration_s / images_seen (s)",
     "status": "'ok' or failure description",
     "return_code": "process return code (0 for published runs)",
 }
@@ -114,7 +134,8 @@ EPOCH_COLUMNS: dict[str, str] = {
     "epoch": "epoch number from 0",
     "start_utc": "epoch start event time",
     "duration_s": "epoch duration (s)",
-    "energy_j": "energy of the epoch (J), same component as the run's energy_j",
+    "energy_j": "energy of the epoch (J), same component and rules as the run's energy_j",
+    "energy_method": "component/method of energy_j (e.g. 'gpu:nvml_counter')",
     "gpu_energy_j": "GPU energy of the epoch (J)",
     "power_mean_w": "mean power over the epoch (W), energy_j / duration_s",
     "val_accuracy": "validation accuracy after the epoch",

@@ -1,4 +1,5 @@
-"""Evaluation of energy estimators (METHODS §8): metrics, bootstrap CIs, splitters, error tables.
+"""Evaluation of energy estimators (docs/methods.md#estimators): metrics, bootstrap CIs,
+splitters, error tables.
 
 Energies are joules in, metrics carry their unit in the name: ``rmse_kj`` (kJ), ``mape_pct`` (%),
 ``r2`` (unitless), ``mean_signed_error_j`` (J, estimate minus measurement: positive =
@@ -78,9 +79,12 @@ def bootstrap_ci(y_true_j, y_pred_j, metric: str | Callable, n_boot: int = 1000,
                  confidence: float = 0.95, seed: int = 0,
                  groups: Sequence | None = None) -> tuple[float, float]:
     """Percentile bootstrap CI of ``metric`` over runs (resampling runs, or whole groups when
-    ``groups`` is given). Seeded: the same inputs give the same interval."""
+    ``groups`` is given). Seeded: the same inputs give the same interval. NaN without
+    resamples (``n_boot`` 0) or with fewer than two runs."""
     fn = METRICS[metric] if isinstance(metric, str) else metric
     y, p = _pair(y_true_j, y_pred_j)
+    if n_boot < 1 or len(y) < 2:
+        return float("nan"), float("nan")
     idx = bootstrap_indices(len(y), n_boot, seed, groups)
     vals = fn(y[idx], p[idx]) if groups is None else np.array([fn(y[i], p[i]) for i in idx])
     vals = np.where(np.isfinite(vals), vals, np.nan)
@@ -172,7 +176,7 @@ def score_methods(
     keep = ~bad_y & ~bad_est.any(axis=1)
     yk, ek = y[keep].to_numpy(), est[keep].astype(float)
     out = []
-    idx = bootstrap_indices(len(yk), n_boot, seed) if len(yk) > 1 else None
+    idx = bootstrap_indices(len(yk), n_boot, seed) if len(yk) > 1 and n_boot > 0 else None
     alpha = (1 - confidence) / 2
     for method in ek.columns:
         p = ek[method].to_numpy()
@@ -207,7 +211,8 @@ def grouped_mape(estimates: pd.DataFrame, measured_j: pd.Series, by: Sequence[st
 
     ``estimates`` has ``run_id``, ``estimate_j`` and the ``by`` columns (e.g. method,
     observed_fraction); ``measured_j`` is indexed by run_id. Each group is scored on its
-    estimable runs; ``n_runs`` and ``n_not_estimable`` say how many that was.
+    estimable runs (the interval needs two); ``n_runs`` and ``n_not_estimable`` say how many
+    that was.
     """
     rows = []
     for key, sub in estimates.groupby(list(by), sort=True, dropna=False):
@@ -215,7 +220,7 @@ def grouped_mape(estimates: pd.DataFrame, measured_j: pd.Series, by: Sequence[st
         p = sub["estimate_j"].to_numpy(float)
         ok = np.isfinite(y) & np.isfinite(p) & (y > 0)
         value = lo = hi = np.nan
-        if ok.sum() > 1:
+        if ok.any():
             value = float(mape_pct(y[ok], p[ok]))
             lo, hi = bootstrap_ci(y[ok], p[ok], "mape_pct", n_boot, confidence, seed)
         key = key if isinstance(key, tuple) else (key,)

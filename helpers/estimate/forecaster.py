@@ -33,20 +33,22 @@ class StepForecaster:
     (``stabilisation_epoch`` if given, else ``stabilisation_epoch_rule``) and at least
     ``window`` epochs since s are observed, the forecast for N planned epochs is
 
-        Ê = Σ_{i<n} E_i + m · Ē,   m = N - n remaining epochs, Ē = mean(E_s..E_e)
+        Ê = E_before + Σ_{i<n} E_i + m · Ē,   m = N - n remaining epochs, Ē = mean(E_s..E_e)
 
     (equal to ``step_energy_j`` with the window spanning every epoch since s). The interval is a
     t prediction interval for the sum of m future epochs drawn independently like E_s..E_e:
     Ê ± (t_{(1+c)/2, k-1} · sd · sqrt(m²/k + m) + r · m · Ē), k = n - s, clipped below at the
     energy already observed; r = ``systematic_rel`` is an optional allowance for drift (the t
     part assumes independent, stationary epochs and is too narrow when epoch energies drift).
-    All values are multiplied by ``pue``.
+    E_before (``before_epochs_j``, J) is energy observed before epoch 0 that the forecast
+    target includes (the warm-up batches of the training window; 0 by default). All values are
+    multiplied by ``pue``.
     """
 
     def __init__(self, n_epochs_planned: int, window: int = 3, cv_tol: float = 0.05,
                  min_epoch: int = 1, stabilisation_epoch: int | None = None,
                  confidence: float = 0.95, systematic_rel: float = 0.0,
-                 pue: float = 1.0) -> None:
+                 pue: float = 1.0, before_epochs_j: float = 0.0) -> None:
         if n_epochs_planned < 1 or window < 2:
             raise ValueError("n_epochs_planned must be >= 1 and window >= 2")
         self.n_epochs_planned = n_epochs_planned
@@ -57,6 +59,7 @@ class StepForecaster:
         self.confidence = confidence
         self.systematic_rel = systematic_rel
         self.pue = pue
+        self.before_epochs_j = before_epochs_j
         self.energies_j: list[float] = []
         self.stabilisation: int | None = None
 
@@ -85,7 +88,7 @@ class StepForecaster:
         s = self.stabilisation
         post = e[s:]
         k, m = len(post), max(self.n_epochs_planned - n, 0)
-        observed = e.sum()
+        observed = self.before_epochs_j + e.sum()
         mean, sd = post.mean(), post.std(ddof=1)
         estimate = observed + m * mean
         t = stats.t.ppf((1 + self.confidence) / 2, k - 1)

@@ -9,6 +9,11 @@
 
 Energies in J, powers in W, durations in s. An estimator that cannot be computed for a run raises
 ``NotEstimableError`` with the reason, so that evaluation can drop that run for every method.
+
+The per-run tables estimate the training window (docs/methods.md#energy-windows): T is the run
+table's ``training_duration_s`` (``duration_s`` in a table without it), the samples given to
+them should be cut to the window (:func:`helpers.analysis.window_samples.training_samples`), and
+STEP adds the energy observed before the first epoch (``pre_epoch_energy_j``, the warm-up).
 """
 
 from __future__ import annotations
@@ -71,14 +76,15 @@ def online_power_energy_j(epoch_energies_j, epoch_durations_s, total_duration_s:
 
 
 def step_energy_j(epoch_energies_j, n_epochs: int, stabilisation_epoch: int,
-                  window_epochs: int, pue: float = 1.0) -> float:
-    """STEP: Ê = (Σ energy of epochs < s + mean energy of epochs [s, s + w) · (N - s)) · PUE (J).
-    """
+                  window_epochs: int, pue: float = 1.0, before_epochs_j: float = 0.0) -> float:
+    """STEP: Ê = (E_before + Σ energy of epochs < s + mean energy of epochs [s, s + w) · (N - s))
+    · PUE (J); ``before_epochs_j`` is the energy observed before the first epoch (warm-up
+    batches inside the training window; 0 when there are none)."""
     e = _epochs(epoch_energies_j, n_epochs)
     w = _window(len(e), stabilisation_epoch, window_epochs)
     if n_epochs < w.stop:
         raise NotEstimableError(f"window ends at epoch {w.stop - 1} beyond N = {n_epochs}")
-    return float((e[:stabilisation_epoch].sum()
+    return float((before_epochs_j + e[:stabilisation_epoch].sum()
                   + e[w].mean() * (n_epochs - stabilisation_epoch)) * pue)
 
 
@@ -227,20 +233,27 @@ def epoch_sensitivity(epochs: pd.DataFrame, runs: pd.DataFrame,
                       k: int = 1) -> pd.DataFrame:
     """Epoch-based estimates of every run for each (stabilisation epoch s, window w):
     ``online_power`` and ``step`` (and ``carbontracker`` with k first epochs, once per run, with
-    s = w = NaN). N = ``runs.epochs``; T = ``runs.training_duration_s`` (the epochs' duration)
-    where present, else ``runs.duration_s``; ``epochs`` has run_id, epoch, duration_s, energy_j.
+    s = w = NaN). N = ``runs.epochs``; T = ``runs.training_duration_s`` (the training window)
+    where present, else ``runs.duration_s``; STEP adds ``runs.pre_epoch_energy_j`` where known;
+    ``epochs`` has run_id, epoch, duration_s, energy_j.
 
     Returns a long frame: run_id, method, stabilisation_epoch, window_epochs, estimate_j, reason.
     """
     arrays = epoch_arrays(epochs)
     rows = []
-    cols = ["run_id", "epochs", "duration_s"]
-    if "training_duration_s" in runs:
-        runs = runs.assign(duration_s=runs["training_duration_s"])
-    for run in runs[cols].itertuples(index=False):
+    runs = runs.assign(
+        duration_s=runs["training_duration_s"] if "training_duration_s" in runs
+        else runs["duration_s"],
+        before_j=runs["pre_epoch_energy_j"].fillna(0.0) if "pre_epoch_energy_j" in runs
+        else 0.0)
+    for run in runs[["run_id", "epochs", "duration_s", "before_j"]].itertuples(index=False):
         e, d = arrays.get(run.run_id, (None, None))
         if e is None:
             rows.append((run.run_id, "all", math.nan, math.nan, math.nan, "no epoch data"))
+            continue
+        if not np.isfinite(run.epochs):
+            rows.append((run.run_id, "all", math.nan, math.nan, math.nan,
+                         "no epoch count (N)"))
             continue
         n = int(run.epochs)
         rows.append((run.run_id, "carbontracker", math.nan, math.nan,
@@ -249,7 +262,8 @@ def epoch_sensitivity(epochs: pd.DataFrame, runs: pd.DataFrame,
             for w in windows_epochs:
                 rows.append((run.run_id, "online_power", s, w,
                              *_try(online_power_energy_j, e, d, run.duration_s, s, w)))
-                rows.append((run.run_id, "step", s, w, *_try(step_energy_j, e, n, s, w)))
+                rows.append((run.run_id, "step", s, w,
+                             *_try(step_energy_j, e, n, s, w, 1.0, run.before_j)))
     return pd.DataFrame(rows, columns=["run_id", "method", "stabilisation_epoch",
                                        "window_epochs", "estimate_j", "reason"])
 
@@ -290,7 +304,8 @@ def online_fraction_estimates(
     time_col: str = "elapsed_s",
 ) -> pd.DataFrame:
     """Time-window online estimates (``online_time_window_energy_j``, methods 'step' and
-    'power') of every run after observing each fraction f of it.
+    'power') of every run after observing each fraction f of its training window (T =
+    ``training_duration_s``; ``samples`` cut to the window, time from its start).
 
     The stabilisation point is, by ``stabilisation``:
     * ``"change_point"``: ``helpers.analysis.power.stabilisation_point`` (two regimes, ruptures on
@@ -305,12 +320,15 @@ def online_fraction_estimates(
     if isinstance(stabilisation, str) and stabilisation not in {"change_point", "pseudo_epoch"}:
         raise ValueError(f"unknown stabilisation {stabilisation!r}")
     rows = []
+    duration = "training_duration_s" if "training_duration_s" in runs else "duration_s"
     for rid, run, t, p in _run_curves(samples, runs, power_col, time_col):
-        T = run["duration_s"]
+        T = run[duration]
         for f in fractions:
             s, reason = math.nan, ""
             if t is None:
                 reason = "no samples"
+            elif not np.isfinite(T) or T <= 0:
+                reason = "no training duration"
             elif stabilisation == "pseudo_epoch":
                 s = stabilisation_epoch * T / run["epochs"]
             elif stabilisation == "change_point":

@@ -30,13 +30,23 @@ from helpers.core import gpu_specs
 PRE_FEATURES = ("gflops", "params", "batch_size", "input_size", "train_size",
                 "gpu_power_limit_w", "gpu_memory_gb", "gpu_cuda_cores", "ram_total_gb")
 
-#: PRE targets: per-run quantity -> how it is formed from measured columns.
+#: PRE targets: per-run quantity -> how it is formed from measured columns (the training
+#: window's energy and duration, docs/methods.md#energy-windows).
 PRE_TARGETS = {
-    "power_w": "energy_j / duration_s (mean power consistent with the run energy)",
+    "power_w": "training_energy_j / training_duration_s (mean power of the training window)",
     "power_fraction": "power_w / gpu_power_limit_w (mean power relative to the power limit)",
-    "epoch_time_s": "duration_s / epochs",
-    "epoch_energy_j": "energy_j / epochs",
+    "epoch_time_s": "training_duration_s / epochs",
+    "epoch_energy_j": "training_energy_j / epochs",
 }
+
+
+def training_energy_duration(runs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(energy J, duration s) of each run's training window: ``training_energy_j`` and
+    ``training_duration_s``, or ``energy_j`` and ``duration_s`` in a table without them."""
+    energy = runs["training_energy_j"] if "training_energy_j" in runs else runs["energy_j"]
+    duration = (runs["training_duration_s"] if "training_duration_s" in runs
+                else runs["duration_s"])
+    return energy.astype(float), duration.astype(float)
 
 #: PRE energy modes: name -> formula.
 PRE_MODES = {
@@ -91,11 +101,12 @@ def pre_training_features(runs: pd.DataFrame) -> PreFeatures:
         else:
             keep.append(col)
     X = src[keep].astype(float)
+    energy_j, duration_s = training_energy_duration(runs)
     y = pd.DataFrame(index=runs.index)
-    y["power_w"] = runs["energy_j"] / runs["duration_s"]
+    y["power_w"] = energy_j / duration_s
     y["power_fraction"] = y["power_w"] / src["gpu_power_limit_w"]
-    y["epoch_time_s"] = runs["duration_s"] / runs["epochs"]
-    y["epoch_energy_j"] = runs["energy_j"] / runs["epochs"]
+    y["epoch_time_s"] = duration_s / runs["epochs"]
+    y["epoch_energy_j"] = energy_j / runs["epochs"]
     return PreFeatures(X, y.astype(float), dropped, notes)
 
 
@@ -217,13 +228,19 @@ def pre_estimates_j(
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], NestedCVResult]]:
     """Out-of-fold PRE energy estimates (J) for every model and mode.
 
-    Fits, per model, the mean power (relative to the power limit when ``relative_power``, then
-    multiplied back by the run's limit, a pre-training quantity), the time per epoch and the
-    energy per epoch with ``nested_cv_predict``. Returns a frame indexed like ``runs`` with
-    columns ``pre_<model>_<mode>`` (NaN where a run was in no test fold or lacks a feature) and
+    Fits, per model, the mean power (relative to the power limit when ``relative_power`` and
+    the runs have one, then multiplied back by the run's limit, a pre-training quantity), the
+    time per epoch and the energy per epoch with ``nested_cv_predict``. Returns a frame indexed
+    like ``runs`` with columns ``pre_<model>_<mode>`` (NaN where a run was in no test fold or
+    lacks a feature; NaN everywhere, nothing fitted, when the runs have no feature at all) and
     the fits by (model, target).
     """
     splits = list(splits)
+    if features.X.shape[1] == 0:
+        return pd.DataFrame(np.nan, index=runs.index, columns=[
+            f"pre_{model}_{mode}" for model in models for mode in PRE_MODES]), {}
+    # without any power limit (CPU-only runs) the mean power itself is the target
+    relative_power = relative_power and "gpu_power_limit_w" in features.X
     power_target = "power_fraction" if relative_power else "power_w"
     limit = features.X["gpu_power_limit_w"] if relative_power else 1.0
     out = pd.DataFrame(index=runs.index)
@@ -236,8 +253,9 @@ def pre_estimates_j(
             fits[(model, target)] = res
             pred[target] = res.predictions
         power_w = pred[power_target] * limit
+        duration_s = training_energy_duration(runs)[1]
         for mode in PRE_MODES:
             out[f"pre_{model}_{mode}"] = pre_energy_j(
-                mode, n_epochs=runs["epochs"], duration_s=runs["duration_s"], power_w=power_w,
+                mode, n_epochs=runs["epochs"], duration_s=duration_s, power_w=power_w,
                 epoch_time_s=pred["epoch_time_s"], epoch_energy_j=pred["epoch_energy_j"])
     return out, fits

@@ -65,3 +65,24 @@ def save_figure(
             fig.savefig(tmp, format=ext, metadata=meta)
         paths.append(target)
     return paths
+
+
+def note_axes(ax, text: str, fontsize: float = 6.5) -> None:
+    """Write ``text`` in the middle of ``ax``, wrapped to its width, and hide its ticks and grid:
+    the panel of an analysis that could not run on this dataset says why, in words, instead of
+    staying empty. (Tick visibility only: the axes may share its locators with others.)"""
+    import textwrap
+
+    width_in = ax.get_position().width * ax.figure.get_figwidth()
+    chars = max(12, int(width_in * 72 / (fontsize * 0.6)))
+    ax.text(0.5, 0.5, textwrap.fill(text, chars), ha="center", va="center", fontsize=fontsize,
+            color="0.3", transform=ax.transAxes)
+    ax.tick_params(which="both", bottom=False, left=False, labelbottom=False, labelleft=False)
+    ax.grid(False)
+
+
+def note_figure(text: str, width: str = "column", aspect: float = 0.5) -> plt.Figure:
+    """A one-panel figure holding only ``text`` (see :func:`note_axes`)."""
+    fig, ax = figure(width, aspect=aspect)
+    note_axes(ax, text)
+    return fig

@@ -8,23 +8,34 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from helpers.analysis import tradeoffs
-from helpers.plots.style import figure
+from helpers.plots.style import figure, note_axes
 
 
-def pareto(table: pd.DataFrame) -> plt.Figure:
+def pareto(table: pd.DataFrame, not_estimable: str = "") -> plt.Figure:
     """Group medians of energy per image (J) against F1 with each environment's Pareto front
-    (``table`` from :func:`helpers.analysis.tradeoffs.pareto_table`)."""
+    (``table`` from :func:`helpers.analysis.tradeoffs.pareto_table`); the panel says why
+    instead when ``not_estimable`` gives a reason."""
     fig, ax = figure("column", aspect=0.8)
-    draw_pareto(ax, table)
+    if not_estimable:
+        note_axes(ax, f"Pareto front not estimable: {not_estimable}")
+    else:
+        draw_pareto(ax, table)
     return fig
 
 
-def interaction(runs: pd.DataFrame) -> plt.Figure:
+def interaction(runs: pd.DataFrame, not_estimable: dict[str, str] | None = None
+                ) -> plt.Figure:
     """Interaction plots of median energy per image (J, left) and median F1 (right): one line
-    per architecture across the environments."""
+    per architecture across the environments. ``not_estimable``: variable -> why its panel has
+    no data (the panel says so)."""
+    missing = not_estimable or {}
     fig, axes = figure("page", aspect=0.33, ncols=2)
-    draw_interaction(axes[0], runs, "energy_per_image_j", legend=False)
-    draw_interaction(axes[1], runs, "f1")
+    for ax, value, legend in ((axes[0], "energy_per_image_j", False), (axes[1], "f1", True)):
+        if value in missing:
+            label = tradeoffs.TRADEOFF_VARIABLES.get(value, value)
+            note_axes(ax, f"{label}: not estimable ({missing[value]})")
+        else:
+            draw_interaction(ax, runs, value, legend=legend or "f1" in missing)
     fig.tight_layout()
     return fig
 
@@ -55,7 +66,7 @@ def draw_interaction(ax, runs: pd.DataFrame, value: str = "energy_per_image_j",
                      x: str = "environment", trace: str = "architecture",
                      legend: bool = True) -> None:
     """Interaction plot: median ``value`` per ``x`` level, one line per ``trace`` level."""
-    med = runs.groupby([trace, x], sort=True)[value].median().unstack(x)
+    med = runs.groupby([trace, x], sort=True)[value].median().unstack(x).dropna(how="all")
     for level, row in med.iterrows():
         ax.plot(range(len(row)), row.to_numpy(), marker="o", ms=3, lw=1, label=str(level))
     ax.set_xticks(range(med.shape[1]), [str(c) for c in med.columns])

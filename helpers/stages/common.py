@@ -1,8 +1,10 @@
 """What every stage module returns to its notebook: a :class:`Section` per notebook section.
 
 A section holds the lines the notebook prints (``notes``), the tables it shows, the figures it
-made (already saved as PDF and PNG under ``figures/<dataset>/``) and the headline numbers it
-adds to the notebook's JSON summary. ``Section.show()`` prints and displays all of them.
+made (already saved as PDF and PNG under ``figures/<dataset>/``), the headline numbers it
+adds to the notebook's JSON summary, and the analyses it could not run on this dataset with the
+reason (``not_estimable``; :func:`write_not_estimable` collects them into the notebook's
+``reports/<NN>-not-estimable.csv``). ``Section.show()`` prints and displays all of them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from helpers.core import datasets
+from helpers.core.io import write_csv
 from helpers.plots.style import save_figure, use_style
 
 #: Resolution (dots per inch) of the figure previews shown in the notebooks.
@@ -23,20 +26,24 @@ PREVIEW_DPI = 100
 
 @dataclass
 class Section:
-    """Printed notes, tables (shown in order), saved figures by name, and headline numbers."""
+    """Printed notes, tables (shown in order), saved figures by name, headline numbers, and the
+    analyses that could not run, as (analysis, reason) pairs."""
 
     notes: list[str] = field(default_factory=list)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict)
     headlines: dict[str, object] = field(default_factory=dict)
+    not_estimable: list[tuple[str, str]] = field(default_factory=list)
 
     def show(self) -> None:
-        """Print the notes, then display each table (named when there are several) and a PNG
-        preview of each figure."""
+        """Print the notes and the analyses not estimable, then display each table (named when
+        there are several) and a PNG preview of each figure."""
         from IPython.display import Image, display
 
         for note in self.notes:
             print(note)
+        for analysis, reason in self.not_estimable:
+            print(f"not estimable: {analysis}: {reason}")
         for name, table in self.tables.items():
             if len(self.tables) > 1:
                 print(f"{name}:")
@@ -79,6 +86,30 @@ def setup_display(max_columns: int | None = None, precision: int | None = None) 
         pd.set_option("display.max_columns", max_columns)
     if precision is not None:
         pd.set_option("display.precision", precision)
+
+
+#: Columns of ``reports/<NN>-not-estimable.csv``.
+NOT_ESTIMABLE_COLUMNS = ["analysis", "reason"]
+
+
+def not_estimable_table(sections: list[Section]) -> pd.DataFrame:
+    """Every (analysis, reason) of ``sections``, in order, without repeats."""
+    rows = list(dict.fromkeys(entry for s in sections for entry in s.not_estimable))
+    return pd.DataFrame(rows, columns=NOT_ESTIMABLE_COLUMNS)
+
+
+def write_not_estimable(sections: list[Section], dataset: str, notebook: str) -> Section:
+    """Write :func:`not_estimable_table` of ``sections`` to
+    ``data_outputs/<dataset>/reports/<notebook>-not-estimable.csv`` (``notebook`` is the
+    number, e.g. ``'04'``; the file is written, with its header only, when everything ran). The
+    section shows the table, or says that every analysis ran."""
+    table = not_estimable_table(sections)
+    path = datasets.relative_to_project(write_csv(
+        table, datasets.output_dir(dataset, "reports") / f"{notebook}-not-estimable.csv"))
+    if table.empty:
+        return Section([f"every analysis of notebook {notebook} ran on {dataset}; wrote {path}"])
+    return Section([f"{len(table)} analyses not estimable on {dataset}; wrote {path}"],
+                   {"not estimable": table})
 
 
 def wrote(paths: dict[str, Path]) -> list[str]:

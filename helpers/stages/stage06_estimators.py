@@ -15,6 +15,14 @@ Methods (columns of the estimate frames; energies in J):
 Splits: ``all_runs`` (methods that need no fitting, every run), ``random_<pct>pct_test`` (one
 seeded random split; every method scored on the test runs only), ``leave_one_architecture_out``
 and ``leave_one_environment_out`` (every run predicted by PRE models that never saw its group).
+
+Window (docs/methods.md#energy-windows): every estimator is scored against the training window's
+energy (``training_energy_j``) and given inputs from the same window: its duration, mean GPU
+utilisation, epochs, and samples cut to it (time from its start). The error table names the
+window in its ``window`` column. Parameters left at None (stabilisation epoch and window,
+change-point window, sensitivity grids, bootstrap resamples) are derived from the data
+(:mod:`helpers.analysis.parameters`); what cannot be estimated is listed with its reason in
+``06-not-estimable.csv`` and said on the figure panel.
 """
 
 from __future__ import annotations
@@ -23,7 +31,15 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
+from helpers.analysis import parameters
+from helpers.analysis import runs as run_tables
+from helpers.analysis.window_samples import (
+    training_samples,
+    window_sample_counts,
+    with_elapsed,
+)
 from helpers.core import datasets, gpu_specs, io
 from helpers.estimate import baselines, forecaster, online, pre
 from helpers.estimate import evaluation as ev
@@ -31,8 +47,13 @@ from helpers.plots import estimators as plots
 from helpers.stages import common
 from helpers.stages.common import Section, save_and_close
 
-#: Columns of the per-sample table the online estimators read.
+#: Columns of the per-sample table the online estimators read (gpu_index where present).
 SAMPLE_COLUMNS = ["run_id", "elapsed_s", "device_power_w"]
+#: Window of the published-file rows of the error table.
+PUBLISHED_WINDOW = "published file: its training duration and energy"
+#: Why the sample-based and epoch-based analyses are not estimable on some datasets.
+NO_SAMPLES = "no power samples (per-run energies only, e.g. CodeCarbon rows)"
+NO_EPOCHS = "no epoch energies (no epoch events, and no samples to cut pseudo-epochs from)"
 #: Grouped splits: name -> run column holding the group.
 GROUPED_SPLITS = {"leave_one_architecture_out": "architecture",
                   "leave_one_environment_out": "environment"}
@@ -49,7 +70,8 @@ class StudyInputs:
         epochs: per-epoch energies (run_id, epoch, duration_s, energy_j): real epoch events, or
             pseudo-epochs when the dataset has none.
         epoch_source: 'epoch events' or 'pseudo-epochs (N equal time slices)'.
-        samples: per-sample power of the runs (``SAMPLE_COLUMNS``).
+        samples: per-sample power of the runs (``SAMPLE_COLUMNS``) cut to each run's training
+            window, ``elapsed_s`` counted from its start.
     """
 
     runs: pd.DataFrame
@@ -59,23 +81,30 @@ class StudyInputs:
 
     @property
     def measured_j(self) -> pd.Series:
-        """Measured energy (J) by run_id that the estimators target: ``training_energy_j``
-        (the epochs' energy, without the idle baseline) where the clean stage provides it, else
-        the run's ``energy_j``."""
-        col = "training_energy_j" if "training_energy_j" in self.runs else "energy_j"
-        return self.runs.set_index("run_id")[col]
+        """Measured energy (J) by run_id that the estimators target: the training window's
+        ``training_energy_j`` (without the idle lead-in and tail)."""
+        return self.runs.set_index("run_id")["training_energy_j"]
+
+    @property
+    def window(self) -> str:
+        """The window scored: 'training window (<label>: <runs>, ...)'."""
+        counts = self.runs["training_window"].value_counts()
+        return "training window (" + "; ".join(f"{w}: {n} runs" for w, n in counts.items()) \
+            + ")"
 
 
 def load_inputs(dataset: str) -> StudyInputs:
     """Read ``processed/runs.parquet``, ``processed/epochs.parquet`` (absent or empty: pseudo-
-    epochs are cut from the power samples) and ``interim/profiling.parquet``."""
+    epochs are cut from the power samples) and ``interim/profiling.parquet`` (absent, or
+    without power: no samples), the samples cut to each run's training window."""
     processed = datasets.output_dir(dataset, "processed")
-    runs = pd.read_parquet(processed / "runs.parquet").reset_index(drop=True)
+    runs = run_tables.with_training_columns(
+        pd.read_parquet(processed / "runs.parquet").reset_index(drop=True))
     if runs["run_id"].duplicated().any():
         raise ValueError(f"{processed / 'runs.parquet'}: duplicate run_id values")
-    samples = pd.read_parquet(datasets.output_dir(dataset, "interim") / "profiling.parquet",
-                              columns=SAMPLE_COLUMNS)
+    samples = _read_samples(datasets.output_dir(dataset, "interim") / "profiling.parquet")
     samples = samples[samples["run_id"].isin(runs["run_id"])].reset_index(drop=True)
+    samples = training_samples(samples, runs, ["device_power_w"])
     epoch_path = processed / "epochs.parquet"
     epochs = pd.read_parquet(epoch_path) if epoch_path.exists() else pd.DataFrame()
     epochs = epochs[epochs["run_id"].isin(runs["run_id"])] if len(epochs) else epochs
@@ -84,6 +113,76 @@ def load_inputs(dataset: str) -> StudyInputs:
                            "epoch events", samples)
     return StudyInputs(runs, online.pseudo_epoch_table(samples, runs),
                        "pseudo-epochs (N equal time slices)", samples)
+
+
+def _read_samples(path) -> pd.DataFrame:
+    """``SAMPLE_COLUMNS`` (and ``gpu_index``) of the profiling table (``elapsed_s`` computed
+    from ``timestamp`` where absent); empty without samples."""
+    present = set(pq.read_schema(path).names) if path.exists() else set()
+    if "elapsed_s" not in present and "timestamp" in present:
+        present |= {"elapsed_s"}  # computed below
+    if not set(SAMPLE_COLUMNS) <= present:
+        return pd.DataFrame({c: pd.Series(dtype=object if c == "run_id" else float)
+                             for c in SAMPLE_COLUMNS})
+    names = pq.read_schema(path).names
+    columns = [c for c in (*SAMPLE_COLUMNS, "gpu_index", "timestamp") if c in names]
+    samples = pd.read_parquet(path, columns=columns)
+    if "elapsed_s" not in samples:
+        samples = with_elapsed(samples)
+    return samples.drop(columns=["timestamp"], errors="ignore")
+
+
+@dataclass
+class StudyParameters:
+    """Parameters of notebook 06 (given, or derived from the data)."""
+
+    stabilisation_epoch: int
+    window_epochs: int
+    change_point_window: int
+    stabilisation_epochs: list[int]
+    windows_epochs: list[int]
+    stabilisation_s: list[float]
+    change_point_windows: list[int]
+    n_boot: int
+
+
+def resolve_parameters(inputs: StudyInputs, observed_fraction: float = 0.2,
+                       stabilisation_epoch: int | None = None, window_epochs: int | None = None,
+                       change_point_window: int | None = None,
+                       stabilisation_epochs: list[int] | None = None,
+                       windows_epochs: list[int] | None = None,
+                       stabilisation_s: list[float] | None = None,
+                       change_point_windows: list[int] | None = None,
+                       n_boot: int | None = None) -> tuple[StudyParameters, Section]:
+    """Each parameter given, or derived from the runs (:mod:`helpers.analysis.parameters`):
+    stabilisation epoch and window from the fewest epochs of a run, change-point window from
+    the samples in the observed fraction of the training window, time grid from its median
+    length, bootstrap resamples from the number of runs. The section shows the values and how
+    each was obtained."""
+    par = parameters.Parameters()
+    derived, how = parameters.derive_stabilisation(inputs.runs)
+    if derived is None:
+        derived = (parameters.STUDY_STABILISATION_EPOCH, parameters.STUDY_WINDOW_EPOCHS)
+        how += ": the study's values"
+    s = par.set("stabilisation_epoch", stabilisation_epoch, (derived[0], how))
+    w = par.set("window_epochs", window_epochs, (derived[1], how))
+    counts = window_sample_counts(inputs.samples) if len(inputs.samples) else pd.Series(
+        dtype=float)
+    cp = par.set("change_point_window", change_point_window,
+                 parameters.derive_block_window(counts, observed_fraction))
+    starts, widths = parameters.epoch_grids(s, w, parameters.fewest_epochs(inputs.runs))
+    par.set("stabilisation_epochs", stabilisation_epochs,
+            (starts, f"s = {s} x {parameters.STABILISATION_EPOCH_FACTORS}, below N"))
+    par.set("windows_epochs", windows_epochs,
+            (widths, f"w = {w} x {parameters.WINDOW_EPOCH_FACTORS}"))
+    unit, unit_how = parameters.derive_time_unit(inputs.runs["training_duration_s"])
+    par.set("stabilisation_s", stabilisation_s,
+            (parameters.multiples(unit, parameters.FIXED_STABILISATION_UNITS),
+             f"time unit {unit:g} s ({unit_how}) x {parameters.FIXED_STABILISATION_UNITS}"))
+    par.set("change_point_windows", change_point_windows,
+            (parameters.block_grid(cp, (0.5, 1, 3)), f"change-point window {cp} x (0.5, 1, 3)"))
+    par.set("n_boot", n_boot, parameters.derive_bootstrap(len(inputs.runs)))
+    return StudyParameters(**par.values), Section(tables={"parameters": par.table()})
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,17 +202,18 @@ def power_limit_w(runs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 
 
 def baseline_estimates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """ML CO2 Impact and Green Algorithms (GPU-only) for every run: (estimates J, reasons),
-    both indexed by run_id."""
+    """ML CO2 Impact and Green Algorithms (GPU-only) for every run, over its training window
+    (``training_duration_s``, ``training_gpu_usage_mean``): (estimates J, reasons), both
+    indexed by run_id."""
     limit, why = power_limit_w(runs)
+    duration = runs["training_duration_s"]
+    usage = runs["training_gpu_usage_mean"]
     out = pd.DataFrame({
-        "ml_co2_impact": baselines.ml_co2_impact_energy_j(runs["duration_s"], limit),
-        "green_algorithms_gpu": baselines.green_algorithms_energy_j(
-            runs["duration_s"], limit, runs["gpu_usage_mean"]),
+        "ml_co2_impact": baselines.ml_co2_impact_energy_j(duration, limit),
+        "green_algorithms_gpu": baselines.green_algorithms_energy_j(duration, limit, usage),
     }, index=pd.Index(runs["run_id"], name="run_id"))
     reasons = pd.DataFrame({c: why.to_numpy() for c in out.columns}, index=out.index)
-    reasons.loc[runs["gpu_usage_mean"].isna().to_numpy(), "green_algorithms_gpu"] = (
-        "no GPU utilisation")
+    reasons.loc[usage.isna().to_numpy(), "green_algorithms_gpu"] = "no GPU utilisation"
     return out, reasons.where(out.isna(), None)
 
 
@@ -299,12 +399,23 @@ def time_sensitivity(inputs: StudyInputs, observed_fraction: float,
                            seed=seed)
 
 
+def _before_epochs_j(inputs: StudyInputs, run_id: str) -> float:
+    """Energy (J) of the run's training window before its first epoch (0 where unknown)."""
+    value = inputs.runs.set_index("run_id")["pre_epoch_energy_j"].get(run_id, np.nan)
+    return float(value) if np.isfinite(value) else 0.0
+
+
 def forecast_trajectory(inputs: StudyInputs, run_id: str, **forecaster_kwargs) -> pd.DataFrame:
-    """Feed one run's epoch energies to ``StepForecaster`` epoch by epoch; one row per epoch:
-    epoch, energy_j, low_j, high_j, stable, measured_j (the run's true total)."""
+    """Feed one run's epoch energies to ``StepForecaster`` epoch by epoch (with the energy
+    before its first epoch); one row per epoch: epoch, energy_j, low_j, high_j, stable,
+    measured_j (the run's training energy). Empty without epochs or an epoch count."""
     sub = inputs.epochs[inputs.epochs["run_id"] == run_id].sort_values("epoch")
-    n_planned = int(inputs.runs.set_index("run_id").loc[run_id, "epochs"])
-    f = forecaster.StepForecaster(n_planned, **forecaster_kwargs)
+    n_planned = inputs.runs.set_index("run_id").loc[run_id, "epochs"]
+    if sub.empty or not np.isfinite(n_planned) or n_planned < 1:
+        return pd.DataFrame(columns=["epoch", "energy_j", "low_j", "high_j", "stable",
+                                     "stabilisation_epoch", "measured_j"])
+    f = forecaster.StepForecaster(int(n_planned), before_epochs_j=_before_epochs_j(
+        inputs, run_id), **forecaster_kwargs)
     rows = [asdict(f.update(i, e)) | {"epoch": i}
             for i, e in enumerate(sub["energy_j"].to_numpy(float))]
     return pd.DataFrame(rows).assign(measured_j=inputs.measured_j[run_id])
@@ -313,8 +424,9 @@ def forecast_trajectory(inputs: StudyInputs, run_id: str, **forecaster_kwargs) -
 def forecaster_coverage(inputs: StudyInputs, fractions: list[float],
                         **forecaster_kwargs) -> pd.DataFrame:
     """``StepForecaster`` over every run, stopped after each fraction of its planned epochs:
-    runs with a forecast (stabilisation passed), MAPE (%) of the forecast, and the share of runs
-    whose measured energy lies inside the forecast interval (empirical coverage)."""
+    runs with a forecast (stabilisation passed), MAPE (%) of the forecast against the training
+    energy, and the share of runs whose measured energy lies inside the forecast interval
+    (empirical coverage)."""
     arrays = online.epoch_arrays(inputs.epochs)
     measured = inputs.measured_j
     rows = []
@@ -322,14 +434,18 @@ def forecaster_coverage(inputs: StudyInputs, fractions: list[float],
         ape, hits = [], []
         for run in inputs.runs[["run_id", "epochs"]].itertuples(index=False):
             energies = arrays.get(run.run_id, (np.array([]),))[0]
+            true = measured[run.run_id]
+            if not (np.isfinite(run.epochs) and run.epochs >= 1 and np.isfinite(true)
+                    and true > 0):
+                continue
             n_seen = min(max(int(round(frac * run.epochs)), 1), len(energies))
             if n_seen == 0:
                 continue
-            f = forecaster.StepForecaster(int(run.epochs), **forecaster_kwargs)
+            f = forecaster.StepForecaster(int(run.epochs), before_epochs_j=_before_epochs_j(
+                inputs, run.run_id), **forecaster_kwargs)
             for i, e in enumerate(energies[:n_seen]):
                 fc = f.update(i, e)
             if fc.stable:
-                true = measured[run.run_id]
                 ape.append(abs(fc.energy_j - true) / true * 100)
                 hits.append(fc.low_j <= true <= fc.high_j)
         rows.append({"epochs_observed_fraction": frac, "runs_forecast": len(ape),
@@ -447,17 +563,24 @@ def setup_display() -> None:
 
 
 def load(dataset: str) -> tuple[StudyInputs, Section]:
-    """:func:`load_inputs`; the section counts runs, epochs and samples, and shows the runs,
-    mean energy (MJ), duration (s) and epochs per environment × architecture."""
+    """:func:`load_inputs`; the section counts runs, epochs and samples, names the window the
+    estimators are scored on, and shows the runs, mean training energy (MJ), training duration
+    (s) and epochs per environment × architecture."""
     inputs = load_inputs(dataset)
     runs = inputs.runs
-    note = (f"{len(runs)} runs, {runs['architecture'].nunique()} architectures, "
-            f"{runs['environment'].nunique()} environments; epochs: {inputs.epoch_source} "
-            f"({len(inputs.epochs)} rows); {len(inputs.samples)} power samples")
+    notes = [f"{len(runs)} runs, {runs['architecture'].nunique()} architectures, "
+             f"{runs['environment'].nunique()} environments; epochs: {inputs.epoch_source} "
+             f"({len(inputs.epochs)} rows); {len(inputs.samples)} power samples in the training "
+             "windows",
+             f"every estimator is scored against training_energy_j over the {inputs.window}, "
+             "with inputs from the same window"]
     table = runs.groupby(["environment", "architecture"]).agg(
-        runs=("run_id", "size"), energy_mj=("energy_j", lambda e: e.mean() / 1e6),
-        duration_s=("duration_s", "mean"), epochs=("epochs", "mean"))
-    return inputs, Section([note], {"runs": table})
+        runs=("run_id", "size"),
+        training_energy_mj=("training_energy_j", lambda e: e.mean() / 1e6),
+        training_duration_s=("training_duration_s", "mean"), epochs=("epochs", "mean"))
+    skipped = [] if len(inputs.samples) else [
+        ("time-window estimators and pseudo-epochs", NO_SAMPLES)]
+    return inputs, Section(notes, {"runs": table}, not_estimable=skipped)
 
 
 def published_baselines_check(dataset: str, n_boot: int = 1000, seed: int = 0
@@ -466,21 +589,34 @@ def published_baselines_check(dataset: str, n_boot: int = 1000, seed: int = 0
     (:func:`published_errors`) and their MAPE beside the published numbers. Returns (the error
     rows, or None for other datasets; the section)."""
     if dataset != "seaa2023":
-        return None, Section([f"skipped: the published file holds seaa2023 runs, not {dataset}"])
-    errors = published_errors(n_boot, seed)
+        why = f"the published file holds seaa2023 runs, not {dataset}"
+        return None, Section([f"skipped: {why}"],
+                             not_estimable=[("baselines on the published file", why)])
+    errors = published_errors(n_boot, seed).assign(window=PUBLISHED_WINDOW)
     return errors, Section(tables={"published check": published_check(errors)})
 
 
-def methods_without_fitting(inputs: StudyInputs, observed_fraction: float = 0.2,
-                            stabilisation_epoch: int = 10, window_epochs: int = 5,
-                            change_point_window: int = 10) -> tuple[FixedEstimates, Section]:
+def _dead_methods(estimates: pd.DataFrame, reasons: pd.DataFrame) -> list[tuple[str, str]]:
+    """(method, most frequent reason) of every method without an estimate for any run."""
+    out = []
+    for c in estimates.columns[estimates.isna().all().to_numpy()]:
+        why = reasons[c].dropna().value_counts() if c in reasons else pd.Series(dtype=int)
+        out.append((f"method {c}", why.index[0] if len(why) else "no run estimable"))
+    return out
+
+
+def methods_without_fitting(inputs: StudyInputs, params: StudyParameters,
+                            observed_fraction: float = 0.2) -> tuple[FixedEstimates, Section]:
     """Baselines (:func:`baseline_estimates`) and online estimators (:func:`online_estimates`)
-    for every run; the section describes the estimates in MJ."""
+    for every run, at the resolved stabilisation epoch, window and change-point window; the
+    section describes the estimates in MJ and lists the methods no run can be estimated
+    with."""
     base, base_why = baseline_estimates(inputs.runs)
-    live, live_why = online_estimates(inputs, observed_fraction, stabilisation_epoch,
-                                      window_epochs, change_point_window)
+    live, live_why = online_estimates(inputs, observed_fraction, params.stabilisation_epoch,
+                                      params.window_epochs, params.change_point_window)
     fixed = FixedEstimates(pd.concat([base, live], axis=1), pd.concat([base_why, live_why], axis=1))
-    return fixed, Section(tables={"estimates (MJ)": (fixed.estimates / 1e6).describe().T.round(3)})
+    return fixed, Section(tables={"estimates (MJ)": (fixed.estimates / 1e6).describe().T.round(3)},
+                          not_estimable=_dead_methods(fixed.estimates, fixed.reasons))
 
 
 def _params_table(params: pd.DataFrame) -> pd.DataFrame:
@@ -502,103 +638,162 @@ def pre_fits(inputs: StudyInputs, test_fraction: float = 0.3, seed: int = 0,
     result = pre_estimates(inputs.runs, splits, list(models or []), relative_power, seed)
     notes = [f"features: {list(features.X.columns)}", f"dropped: {features.dropped}",
              *features.notes, *split_notes]
+    skipped = [(n.split(":", 1)[0], n.split(":", 1)[1].strip()) for n in split_notes]
+    if splits and features.X.shape[1] == 0:
+        skipped.append(("PRE", "no pre-training feature in this dataset (none of "
+                        f"{', '.join(features.dropped)})"))
     return PreFits(splits, result), Section(
-        notes, {"selected hyper-parameters": _params_table(result.best_params())})
+        notes, {"selected hyper-parameters": _params_table(result.best_params())},
+        not_estimable=skipped)
 
 
 def error_table(dataset: str, inputs: StudyInputs, fixed: FixedEstimates, fits: PreFits,
                 published: pd.DataFrame | None = None, n_boot: int = 1000, seed: int = 0
                 ) -> tuple[pd.DataFrame, Section]:
-    """Score every method per split (:func:`score_all`); write the errors with the published
-    rows to ``06-estimator-errors.csv`` and figure ``06-mape-by-method``. Returns (the error
-    rows, the section with the runs left out and the MAPE / RMSE table)."""
+    """Score every method per split (:func:`score_all`) against the training window's energy;
+    write the errors, with the window scored (column ``window``) and the published rows, to
+    ``06-estimator-errors.csv`` and figure ``06-mape-by-method``. Returns (the error rows, the
+    section with the runs left out and the MAPE / RMSE table)."""
     scores, method_notes = score_all(inputs, fixed.estimates, fixed.reasons, fits.result,
                                      fits.splits, n_boot, seed)
-    errors = scores.errors
+    errors = scores.errors.assign(window=inputs.window)
     dropped = scores.dropped.groupby(["split", "method", "reason"]).size().rename("runs")
     report = io.write_csv(pd.concat([errors, published], ignore_index=True),
                           datasets.output_dir(dataset, "reports") / "06-estimator-errors.csv")
     notes = [*method_notes] or ["every method estimable for some run"]
-    wide = ev.wide_table(errors[errors["metric"].isin(["mape_pct", "rmse_kj"])])
+    scored = errors[errors["metric"] == "mape_pct"]
+    skipped = [(f"{r.method} on {r.split}", "no run estimable by every method of the split")
+               for r in scored[scored["n_runs"] == 0].itertuples()]
+    if n_boot == 0:
+        skipped.append(("bootstrap confidence intervals", "fewer than 3 runs"))
+    wide = ev.wide_table(errors[errors["metric"].isin(["mape_pct", "rmse_kj"])]) \
+        if len(errors) else pd.DataFrame()
     return errors, Section(
-        [*notes, f"wrote {report}"],
+        [*notes, f"scored against training_energy_j over the {inputs.window}",
+         f"wrote {datasets.relative_to_project(report)}"],
         {"runs left out": dropped.reset_index(), "errors": wide},
-        save_and_close(plots.mape_by_method(errors), dataset, "06-mape-by-method"))
+        save_and_close(plots.mape_by_method(errors), dataset, "06-mape-by-method"),
+        not_estimable=skipped)
 
 
 def predicted_vs_measured(dataset: str, inputs: StudyInputs, fixed: FixedEstimates,
                           fits: PreFits, models: list[str], figure_model: str = "kernel_ridge"
                           ) -> Section:
-    """Predicted against measured energy: the methods without fitting on all runs (figure
-    ``06-predicted-vs-measured``) and PRE with ``figure_model``, out-of-fold, per split and
-    mode (figure ``06-pre-predicted-vs-measured``, when that model was fitted)."""
+    """Predicted against measured training energy: the methods without fitting on all runs
+    (figure ``06-predicted-vs-measured``) and PRE with ``figure_model``, out-of-fold, per split
+    and mode (figure ``06-pre-predicted-vs-measured``, when that model was fitted). A method
+    without any estimate says so on its panel, with the reason."""
     arch = inputs.runs.set_index("run_id")["architecture"]
+    why = dict(_dead_methods(fixed.estimates, fixed.reasons))
     fig = plots.predicted_vs_measured(inputs.measured_j, fixed.estimates, hue=arch,
-                                      title="methods without fitting, all runs")
+                                      title="methods without fitting, all runs",
+                                      reasons={m.removeprefix("method "): r
+                                               for m, r in why.items()})
     figures = save_and_close(fig, dataset, "06-predicted-vs-measured")
     estimates = fits.result.estimates
+    skipped = []
     if estimates and figure_model in models:
         cols = {f"{split}: {mode}": estimates[split][f"pre_{figure_model}_{mode}"]
                 for split in estimates for mode in pre.PRE_MODES}
         fig = plots.predicted_vs_measured(inputs.measured_j, pd.DataFrame(cols), hue=arch,
                                           ncols=3, title=f"PRE ({figure_model}), out-of-fold")
         figures |= save_and_close(fig, dataset, "06-pre-predicted-vs-measured")
-    return Section(figures=figures)
+    elif not estimates:
+        reason = f"no evaluation split (PRE needs at least {MIN_RUNS_PRE} runs)"
+        figures |= save_and_close(plots.note(f"PRE predicted vs measured: {reason}"),
+                                  dataset, "06-pre-predicted-vs-measured")
+        skipped.append(("PRE predicted vs measured", reason))
+    return Section(figures=figures, not_estimable=skipped)
 
 
 def online_error_vs_fraction(dataset: str, inputs: StudyInputs, fractions: list[float],
-                             observed_fraction: float = 0.2, stabilisation_epoch: int = 10,
-                             change_point_window: int = 10, n_boot: int = 1000, seed: int = 0
-                             ) -> tuple[pd.DataFrame, Section]:
-    """MAPE of the time-window online estimators against the observed fraction
-    (:func:`fraction_curve`; figure ``06-online-error-vs-fraction``). Returns (the curve, the
-    section with its MAPE and run-count tables)."""
-    _, curve = fraction_curve(inputs, fractions, stabilisation_epoch, change_point_window,
-                              n_boot, seed)
+                             params: StudyParameters, observed_fraction: float = 0.2,
+                             seed: int = 0) -> tuple[pd.DataFrame, Section]:
+    """MAPE of the time-window online estimators against the observed fraction of the training
+    window (:func:`fraction_curve`; figure ``06-online-error-vs-fraction``). Returns (the curve,
+    the section with its MAPE and run-count tables)."""
+    long, curve = fraction_curve(inputs, fractions, params.stabilisation_epoch,
+                                 params.change_point_window, params.n_boot, seed)
     fig = plots.error_vs_fraction(curve, budget_fraction=observed_fraction)
     index, columns = ["method", "stabilisation"], "observed_fraction"
+    keys = ["method", "stabilisation", "observed_fraction"]
+    why = (long[long["reason"].fillna("") != ""].groupby(keys)["reason"]
+           .agg(lambda r: r.value_counts().index[0]))
+    skipped = [(f"{r.method} ({r.stabilisation}) observing {r.observed_fraction:.0%}",
+                why.get((r.method, r.stabilisation, r.observed_fraction), "no run estimable"))
+               for r in curve[curve["mape_pct"].isna()].itertuples()]
+    if inputs.samples.empty:
+        skipped = [("time-window estimators vs fraction observed", NO_SAMPLES)]
     return curve, Section(
         tables={"MAPE (%)": curve.pivot_table(index=index, columns=columns,
                                               values="mape_pct").round(2),
                 "runs": curve.pivot_table(index=index, columns=columns, values="n_runs")},
-        figures=save_and_close(fig, dataset, "06-online-error-vs-fraction"))
+        figures=save_and_close(fig, dataset, "06-online-error-vs-fraction"),
+        not_estimable=skipped)
 
 
 def stabilisation_sensitivity(dataset: str, inputs: StudyInputs, observed_fraction: float,
-                              stabilisation_epochs: list[int], windows_epochs: list[int],
-                              stabilisation_s: list[float], change_point_windows: list[int],
-                              n_boot: int = 1000, seed: int = 0) -> Section:
+                              params: StudyParameters, seed: int = 0) -> Section:
     """MAPE of the online estimators against the stabilisation point and the window, on epochs
     (:func:`epoch_sensitivity`) and on time (:func:`time_sensitivity`); figure
     ``06-sensitivity-stabilisation``."""
-    epoch_sens = epoch_sensitivity(inputs, stabilisation_epochs, windows_epochs, n_boot, seed)
-    time_sens = time_sensitivity(inputs, observed_fraction, stabilisation_s,
-                                 change_point_windows, n_boot, seed)
+    epoch_sens = epoch_sensitivity(inputs, params.stabilisation_epochs, params.windows_epochs,
+                                   params.n_boot, seed)
+    time_sens = time_sensitivity(inputs, observed_fraction, params.stabilisation_s,
+                                 params.change_point_windows, params.n_boot, seed)
     epoch_table = epoch_sens.pivot_table(index=["method", "window_epochs"],
                                          columns="stabilisation_epoch", values="mape_pct")
+    skipped = []
+    if epoch_sens["mape_pct"].isna().all():
+        skipped.append(("sensitivity on epochs", NO_EPOCHS if inputs.epochs.empty else
+                        "no (stabilisation epoch, window) estimable for any run"))
+    if time_sens["mape_pct"].isna().all():
+        skipped.append(("sensitivity on time", NO_SAMPLES if inputs.samples.empty
+                        else "no time-window estimate for any run"))
     return Section(
         tables={"MAPE (%) on epochs": epoch_table.round(2), "on time": time_sens.round(2)},
         figures=save_and_close(plots.sensitivity(epoch_sens, time_sens), dataset,
-                               "06-sensitivity-stabilisation"))
+                               "06-sensitivity-stabilisation"),
+        not_estimable=skipped)
 
 
 def step_forecaster(dataset: str, inputs: StudyInputs, forecast_fractions: list[float],
-                    stabilisation_epoch: int = 10, systematic_rel: float = 0.01) -> Section:
-    """``StepForecaster`` over every run: coverage of its interval without and with the drift
-    allowance ``systematic_rel`` (:func:`forecaster_coverage`), and the trajectory of the run of
-    median energy (figure ``06-step-forecaster``)."""
+                    params: StudyParameters, systematic_rel: float = 0.01) -> Section:
+    """``StepForecaster`` over every run, from the resolved stabilisation epoch on: coverage of
+    its interval without and with the drift allowance ``systematic_rel``
+    (:func:`forecaster_coverage`), and the trajectory of the run of median training energy
+    (figure ``06-step-forecaster``; a note when it never forecasts)."""
+    s = params.stabilisation_epoch
     coverage = pd.concat([
-        forecaster_coverage(inputs, forecast_fractions, min_epoch=stabilisation_epoch,
+        forecaster_coverage(inputs, forecast_fractions, min_epoch=s,
                             systematic_rel=r).assign(systematic_rel=r)
         for r in (0.0, systematic_rel)], ignore_index=True)
-    example = inputs.runs.sort_values("energy_j")["run_id"].iloc[len(inputs.runs) // 2]
-    trajectory = forecast_trajectory(inputs, example, min_epoch=stabilisation_epoch,
+    order = inputs.runs.sort_values("training_energy_j")["run_id"]
+    example = order.iloc[len(order) // 2]
+    trajectory = forecast_trajectory(inputs, example, min_epoch=s,
                                      systematic_rel=systematic_rel)
+    reason = ""
+    if trajectory.empty:
+        reason = "no epoch energies or epoch count for this run"
+    elif trajectory["energy_j"].isna().all():
+        reason = (f"the stabilisation rule (3 epochs within 5 %, from epoch {s}) is never met "
+                  f"in the {len(trajectory)} epochs")
+    skipped = [(f"STEP forecaster after {r.epochs_observed_fraction:.0%} of the epochs",
+                f"no run met the stabilisation rule (3 epochs within 5 %, from epoch {s}) by "
+                "then")
+               for r in coverage[(coverage["runs_forecast"] == 0)
+                                 & (coverage["systematic_rel"] == 0)].itertuples()]
+    if reason:
+        skipped.append((f"STEP forecaster trajectory of {example}", reason))
+    if inputs.epochs.empty:
+        reason = NO_EPOCHS
+        skipped = [("STEP forecaster", reason)]
     return Section(
         tables={"coverage": coverage.round(3),
                 f"forecast of {example}": trajectory.dropna(subset=["energy_j"]).head(5)},
-        figures=save_and_close(plots.forecast(trajectory, example), dataset,
-                               "06-step-forecaster"))
+        figures=save_and_close(plots.forecast(trajectory, example, reason), dataset,
+                               "06-step-forecaster"),
+        not_estimable=skipped)
 
 
 def acceptance_checks(errors: pd.DataFrame, published: pd.DataFrame | None,
@@ -607,3 +802,8 @@ def acceptance_checks(errors: pd.DataFrame, published: pd.DataFrame | None,
     :func:`published_errors`, or None) and the online curve."""
     check = None if published is None else published_check(published)
     return Section(tables={"acceptance": acceptance(errors, check, curve, observed_fraction)})
+
+
+def write_not_estimable(dataset: str, sections: list[Section]) -> Section:
+    """``reports/06-not-estimable.csv``: every analysis of the sections that could not run."""
+    return common.write_not_estimable(sections, dataset, "06")

@@ -1,5 +1,6 @@
-"""helpers.analysis.clean: each step's reasons and counts on a small synthetic run table, and a
-seeded (deterministic) IsolationForest."""
+"""helpers.analysis.clean: each step's reasons and counts on a small synthetic run table, a
+seeded (deterministic) IsolationForest, missing model metrics kept, steps that cannot apply
+recorded as skipped, and a step that would leave no run stopping with its name."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def run_table(n: int = 30, seed: int = 1) -> pd.DataFrame:
 def broken_runs() -> pd.DataFrame:
     """The healthy table with one run broken per step (row -> expected step and reason)."""
     runs = run_table()
-    runs.loc[0, ["n_samples", "read_problem"]] = [0, "empty file"]
+    runs.loc[0, ["n_samples", "read_problem", "energy_j"]] = [0, "empty file", np.nan]
     runs.loc[0, "return_code"] = 1  # also failed: must be removed by the first step only
     runs.loc[1, "return_code"] = 137
     runs.loc[2, "status"] = "timeout"
@@ -43,25 +44,27 @@ def test_steps_counts_and_reasons() -> None:
     kept, ledger = clean.clean_runs(broken_runs(), min_epochs=20, contamination=None)
     steps = ledger.steps_table()
     assert steps["step"].tolist() == [
-        "unusable raw logs", "failed run (return code / status)",
-        "missing RAM / FLOPs / model metrics", "fewer than 20 epochs",
+        "unusable raw logs", "failed run (return code / status)", "missing RAM samples",
+        "missing model metrics (F1 / FLOPs)", "fewer than 20 epochs",
         "sampling period longer than an epoch"]
-    assert steps["runs_in"].tolist() == [30, 29, 27, 25, 24]
-    assert steps["removed"].tolist() == [1, 2, 2, 1, 1]
-    assert steps["runs_out"].tolist() == [29, 27, 25, 24, 23]
+    assert steps["runs_in"].tolist() == [30, 29, 27, 26, 26, 25]
+    assert steps["removed"].tolist() == [1, 2, 1, 0, 1, 1]
+    assert steps["runs_out"].tolist() == [29, 27, 26, 26, 25, 24]
+    assert steps["note"].iloc[3].startswith("skipped: 1 without f1: kept")
     reasons = ledger.removed_table().set_index("run_id")
     assert reasons.loc["cloud/vgg16/000", "step"] == "unusable raw logs"
     assert reasons.loc["cloud/vgg16/000", "reason"] == "fewer than 2 samples: empty file"
     assert reasons.loc["cloud/vgg16/001", "reason"] == "status ok, return code 137"
     assert reasons.loc["cloud/vgg16/002", "reason"] == "status timeout, return code 0"
-    assert reasons.loc["cloud/vgg16/003", "reason"] == "no model metrics (F1)"
-    assert reasons.loc["cloud/vgg16/004", "reason"] == "no FLOPs; RAM samples for 50.0% of the run"
+    assert reasons.loc["cloud/vgg16/004", "reason"] == "RAM samples for 50.0% of the run"
     assert reasons.loc["cloud/vgg16/005", "reason"] == "trained 12 epochs < 20"
     assert reasons.loc["cloud/vgg16/006", "reason"] == "sampling period 60.0 s > epoch 50.0 s"
-    assert len(reasons) == 7  # each removed run listed once, at the first step that caught it
-    assert len(kept) == 23
+    assert len(reasons) == 6  # each removed run listed once, at the first step that caught it
+    assert "cloud/vgg16/003" in set(kept["run_id"])  # no F1: kept, F1 stays NaN
+    assert np.isnan(kept.set_index("run_id").loc["cloud/vgg16/003", "f1"])
+    assert len(kept) == 24
     assert set(kept["run_id"]).isdisjoint(reasons.index)
-    assert kept.index.tolist() == list(range(23))
+    assert kept.index.tolist() == list(range(24))
 
 
 def test_min_epochs_and_coverage_are_parameters() -> None:
@@ -69,8 +72,60 @@ def test_min_epochs_and_coverage_are_parameters() -> None:
                                     min_ram_coverage=0.4)
     removed = ledger.removed_table().set_index("run_id")["reason"]
     assert "cloud/vgg16/005" not in removed.index  # 12 epochs >= 10
-    assert removed["cloud/vgg16/004"] == "no FLOPs"  # 50% RAM coverage >= 40%
-    assert ledger.steps_table()["step"].tolist()[3] == "fewer than 10 epochs"
+    assert "cloud/vgg16/004" not in removed.index  # 50% RAM coverage >= 40%; no FLOPs: kept
+    assert ledger.steps_table()["step"].tolist()[4] == "fewer than 10 epochs"
+
+
+def test_min_epochs_derived_from_the_data() -> None:
+    runs = run_table(12).assign(epochs=8)
+    runs.loc[0, "epochs"] = 3  # fewer than half the median (8 / 2 = 4)
+    kept, ledger = clean.clean_runs(runs, contamination=None)
+    steps = ledger.steps_table().set_index("step")
+    assert "fewer than 4 epochs" in steps.index
+    assert steps.loc["fewer than 4 epochs", "removed"] == 1
+    assert "half the median epochs (8)" in steps.loc["fewer than 4 epochs", "note"]
+    # the study's 20 is the upper bound (runs of 40 epochs)
+    _, ledger = clean.clean_runs(run_table(), contamination=None)
+    assert "fewer than 20 epochs" in ledger.steps_table()["step"].tolist()
+
+
+def test_missing_metrics_never_remove_a_run() -> None:
+    runs = run_table(12).assign(f1=np.nan, gflops=np.nan)
+    kept, ledger = clean.clean_runs(runs, contamination=None)
+    assert len(kept) == 12
+    note = ledger.steps_table().set_index("step").loc["missing model metrics (F1 / FLOPs)",
+                                                      "note"]
+    assert "12 without f1, 12 without gflops: kept" in note
+    assert clean.model_metrics_missing(runs).iloc[0] == "f1, gflops, accuracy, params"
+
+
+def test_steps_that_cannot_apply_are_recorded_as_skipped() -> None:
+    runs = run_table(6).assign(ram_coverage=0.0, epochs=np.nan)
+    kept, ledger = clean.clean_runs(runs, contamination=0.1)
+    assert len(kept) == 6
+    notes = ledger.steps_table().set_index("step")["note"]
+    assert notes["missing RAM samples"].startswith("skipped: no run has RAM samples")
+    assert notes["too few epochs"].startswith("skipped: no run has an epoch count")
+    assert notes["IsolationForest outliers"].startswith("skipped: no (environment, "
+                                                        "architecture) group has 10 runs")
+
+
+def test_runs_from_a_per_run_source_are_not_unusable() -> None:
+    """CodeCarbon rows carry an energy but no samples (n_samples 0, RAM coverage NaN)."""
+    runs = run_table(4).assign(n_samples=0, ram_coverage=np.nan)
+    runs.loc[3, "energy_j"] = np.nan
+    kept, ledger = clean.clean_runs(runs, contamination=None)
+    assert kept["run_id"].tolist() == [f"cloud/vgg16/{i:03d}" for i in range(3)]
+    assert ledger.removed_table()["step"].tolist() == ["unusable raw logs"]
+
+
+def test_a_step_that_removes_every_run_stops_with_its_name_and_count() -> None:
+    runs = run_table(10).assign(epochs=5)
+    with pytest.raises(clean.NoRunsLeftError, match=r"'fewer than 20 epochs' removed all 10 "
+                                                     r"remaining runs \(trained 5 epochs < 20"):
+        clean.clean_runs(runs, min_epochs=20, contamination=None)
+    with pytest.raises(clean.NoRunsLeftError, match="'input' removed all 0"):
+        clean.clean_runs(runs.iloc[:0], contamination=None)
 
 
 def test_isolation_forest_flags_outlier_and_is_deterministic() -> None:

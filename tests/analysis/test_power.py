@@ -8,6 +8,7 @@ import pytest
 from scipy import stats as ss
 
 from helpers.analysis import power
+from helpers.analysis.window_samples import training_samples
 
 
 def _step_run(warmup_s: int = 300, total_s: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -67,20 +68,26 @@ def test_stabilisation_point_excludes_the_idle_tail_after_training():
     assert power.stabilisation_points(unlabelled).stabilisation.iloc[0] > 900
 
 
-def test_estimate_grid_uses_the_epochs_of_labelled_runs_and_all_of_unlabelled_ones():
-    t = np.arange(0.0, 45.0, 0.1)
-    phase = np.select([t < 10, t < 40], ["idle", "train"], "tail")
+def test_estimate_grid_on_the_training_window():
+    """Samples cut to the training window (idle lead-in and tail left out, time from its start)
+    are scored against training_energy_j; a run without a window keeps all its samples."""
+    t = np.arange(0.0, 45.05, 0.1)
     p = np.select([t < 10, t < 40], [100.0, 500.0], 120.0)
-    labelled = pd.DataFrame({"run_id": "L", "elapsed_s": t, "device_power_w": p, "phase": phase})
-    plain = labelled.assign(run_id="U", phase=np.nan)
-    train = t[(t >= 10) & (t < 40)]
-    runs = pd.DataFrame({"run_id": ["L", "U"], "energy_j": [9.9e9, 100.0 * 10 + 500 * 30 + 600],
-                         "training_energy_j": [500.0 * (train[-1] - train[0]), 1.0]})
-    grid = power.estimate_error_grid(pd.concat([labelled, plain]), runs, [0.0], [5.0])
-    err = grid.set_index("run_id")["error_pct"]
-    assert err["L"] == pytest.approx(0.0, abs=1e-9)  # 500 W x the epochs' span
-    # the unlabelled run: mean of the first 5 s (idle, 100 W) x the whole 44.9 s span
-    assert grid.set_index("run_id").loc["U", "estimate_j"] == pytest.approx(100.0 * 44.9)
+    samples = pd.concat([pd.DataFrame({"run_id": r, "elapsed_s": t, "device_power_w": p})
+                         for r in ("W", "U")])
+    whole = float(np.trapezoid(p, t))
+    runs = pd.DataFrame({"run_id": ["W", "U"], "training_start_s": [10.05, np.nan],
+                         "training_end_s": [39.85, np.nan],
+                         "training_energy_j": [500.0 * 29.8, whole]})
+    cut = training_samples(samples, runs, ["device_power_w"])
+    w = cut[cut["run_id"] == "W"]
+    assert w["elapsed_s"].min() == pytest.approx(0.0) and w["elapsed_s"].max() == pytest.approx(
+        29.8)
+    assert (w["device_power_w"] == 500.0).all()  # edges interpolated on the 500 W plateau
+    grid = power.estimate_error_grid(cut, runs, [0.0], [5.0]).set_index("run_id")
+    assert grid.loc["W", "error_pct"] == pytest.approx(0.0, abs=1e-9)
+    # the run without a window: mean of its first 5 s (idle, 100 W) x its whole 45 s span
+    assert grid.loc["U", "estimate_j"] == pytest.approx(100.0 * 45.0)
 
 
 def test_stabilisation_penalty_modes():
@@ -144,21 +151,22 @@ def test_window_estimate_error():
 def test_power_vs_usage():
     rng = np.random.default_rng(5)
     u = rng.uniform(0.1, 1.0, 60)
-    runs = pd.DataFrame({"environment": np.repeat(["a", "b"], 30), "gpu_usage_mean": u,
-                         "gpu_power_mean_w": 50 + 200 * u + rng.normal(0, 2, 60)})
+    runs = pd.DataFrame({"environment": np.repeat(["a", "b"], 30),
+                         "training_gpu_usage_mean": u,
+                         "training_gpu_power_mean_w": 50 + 200 * u + rng.normal(0, 2, 60)})
     tab = power.power_vs_usage(runs).set_index("environment")
     sub = runs[runs.environment == "a"]
     assert tab.loc["a", "rho"] == pytest.approx(
-        ss.spearmanr(sub.gpu_usage_mean, sub.gpu_power_mean_w).statistic)
+        ss.spearmanr(sub.training_gpu_usage_mean, sub.training_gpu_power_mean_w).statistic)
     assert tab.loc["a", "slope_w"] == pytest.approx(200, rel=0.05)
     assert tab.loc["b", "intercept_w"] == pytest.approx(50, abs=5)
-    runs["gpu_usage_mean"] = np.nan
+    runs["training_gpu_usage_mean"] = np.nan
     empty = power.power_vs_usage(runs)
     assert empty.rho.isna().all() and empty.slope_w.isna().all()
 
 
 def test_power_limit_ratio():
-    df = pd.DataFrame({"gpu_power_mean_w": [100.0, 50.0, 30.0],
+    df = pd.DataFrame({"training_gpu_power_mean_w": [100.0, 50.0, 30.0],
                        "gpu_power_limit_w": [200.0, 0.0, np.nan]})
     r = power.power_limit_ratio(df)
     assert r.iloc[0] == 0.5 and r.iloc[1:].isna().all()

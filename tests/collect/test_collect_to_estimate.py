@@ -4,7 +4,7 @@ training (grid in subprocesses, real torch).
 On collected runs with epochs: STEP after the stabilisation point lies
 within 3% of the measured training energy. Asserted on the committed H100 runs (``gpu-h100``,
 collected by notebook 01: 8 epochs of ~3 s, energy from the NVML counter), where every run is
-within 0.4%. On live CPU training in CI the energy is the tagged CPU estimate attributed to the
+within 0.9%. On live CPU training in CI the energy is the tagged CPU estimate attributed to the
 training process (TDP x process utilisation; no RAPL on CI machines), and the shared 2-core VM
 makes ~7% of ~0.7-s epochs 10-45% slower at full process CPU, sometimes several in a row: STEP
 erred up to 10.6% there (CI runs of 2026-11-22). That test checks the pipeline end to end
@@ -55,12 +55,14 @@ def test_epochs_tile_the_training_window(collected: stage03_clean.CleanOutputs) 
 
 def _step_errors(clean: stage03_clean.CleanOutputs, stabilisation: int, window: int
                  ) -> dict[str, float]:
-    """run_id -> |STEP forecast / measured training energy - 1|."""
+    """run_id -> |STEP forecast / measured training energy - 1| (the training window starts
+    with the warm-up batches: STEP adds their energy, observed before epoch 0)."""
     out = {}
     for run in clean.runs.itertuples():
         ep = clean.epochs[clean.epochs["run_id"] == run.run_id].sort_values("epoch")
+        before_j = run.pre_epoch_energy_j if np.isfinite(run.pre_epoch_energy_j) else 0.0
         step = online.step_energy_j(ep["energy_j"].to_numpy(), int(run.epochs),
-                                        stabilisation, window)
+                                    stabilisation, window, before_epochs_j=before_j)
         assert np.isfinite(step), run.run_id
         out[run.run_id] = abs(step / run.training_energy_j - 1)
     return out
@@ -72,8 +74,10 @@ def test_step_on_committed_gpu_runs_within_3pct() -> None:
     clean = stage03_clean.clean_dataset(merged, "gpu-h100", min_epochs=1, contamination=None)
     errors = _step_errors(clean, 2, 3)  # epochs 2-4 of 8 observed, 5-7 forecast
     assert len(errors) == 10
-    # acceptance 3 %; measured 0.01-0.40 % (deterministic: committed data), so hold it to 0.5 %
-    assert max(errors.values()) < 0.005, errors
+    # acceptance 3 %; measured 0.08-0.83 % against the NVML counter over the training window
+    # (warm-up included; epoch energies from the counter, which NVML refreshes every 100 ms:
+    # +-50 J on a 1.5-kJ epoch), deterministic on committed data, so hold it to 1 %
+    assert max(errors.values()) < 0.01, errors
 
 
 def test_step_on_live_cpu_training(collected: stage03_clean.CleanOutputs) -> None:

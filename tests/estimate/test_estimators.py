@@ -265,3 +265,49 @@ def test_pre_energy_modes_formulae():
     assert pre.pre_energy_j("epoch_energy", epoch_energy_j=[200], n_epochs=[5])[0] == 1000
     with pytest.raises(ValueError, match="unknown PRE mode"):
         pre.pre_energy_j("oracle")
+
+
+# --------------------------------------------------------------------------- training window
+
+
+def test_step_adds_the_energy_observed_before_the_first_epoch():
+    plain = online.step_energy_j(ENERGIES, 10, 2, 3)
+    assert online.step_energy_j(ENERGIES, 10, 2, 3, before_epochs_j=50.0) == pytest.approx(
+        plain + 50.0)
+
+
+def test_forecaster_adds_the_energy_before_the_first_epoch():
+    a = forecaster.StepForecaster(10, window=3, stabilisation_epoch=1)
+    b = forecaster.StepForecaster(10, window=3, stabilisation_epoch=1, before_epochs_j=40.0)
+    for i, e in enumerate([100, 50, 50, 52]):
+        fa, fb = a.update(i, e), b.update(i, e)
+    assert fb.energy_j == pytest.approx(fa.energy_j + 40.0)
+    assert fb.low_j == pytest.approx(fa.low_j + 40.0)
+
+
+def test_per_run_tables_use_the_training_window():
+    """T is training_duration_s (not the run's duration) and STEP adds pre_epoch_energy_j."""
+    runs = pd.DataFrame({"run_id": ["r"], "epochs": [6], "duration_s": [100.0],
+                         "training_duration_s": [38.0], "pre_epoch_energy_j": [30.0]})
+    epochs = pd.DataFrame({"run_id": "r", "epoch": range(6), "energy_j": ENERGIES,
+                           "duration_s": DURATIONS})
+    est, _ = online.epoch_method_estimates(epochs, runs, 2, 3)
+    assert est.loc["r", "online_power"] == pytest.approx(302 / 15 * 38.0)
+    assert est.loc["r", "step"] == pytest.approx(30 + 320 + 302 / 3 * 4)
+    t = np.arange(0.0, 38.01, 0.5)
+    samples = pd.DataFrame({"run_id": "r", "elapsed_s": t, "device_power_w": 100.0})
+    tw = online.online_fraction_estimates(samples, runs, [0.5], stabilisation=2.0)
+    assert tw.set_index("method").loc["online_power_time", "estimate_j"] == pytest.approx(3800)
+
+
+def test_pre_without_any_power_limit_predicts_the_power_itself():
+    rng = np.random.default_rng(0)
+    n = 12
+    runs = pd.DataFrame({"gpu_name": "none", "gpu_power_limit_w": np.nan,
+                         "gflops": rng.uniform(1, 10, n), "batch_size": 32.0,
+                         "epochs": 5.0, "training_duration_s": rng.uniform(50, 60, n)})
+    runs["training_energy_j"] = 20.0 * runs["gflops"] * runs["training_duration_s"]
+    feats = pre.pre_training_features(runs)
+    assert "gpu_power_limit_w" not in feats.X
+    out, _ = pre.pre_estimates_j(runs, feats, [(np.arange(8), np.arange(8, n))], ["linear"])
+    assert np.isfinite(out.iloc[8:]["pre_linear_true_duration"]).all()

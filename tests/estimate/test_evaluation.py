@@ -98,3 +98,17 @@ def test_published_seaa2023_baselines():
     ga = baselines.green_algorithms_energy_j(duration_s, limit_w, df["gpu usage (%)"] / 100)
     assert ev.mape_pct(measured_j, mlco2) == pytest.approx(60.7, abs=1.0)
     assert ev.mape_pct(measured_j, ga) == pytest.approx(34.1, abs=1.0)
+
+
+def test_without_resamples_or_with_one_run_there_is_no_interval():
+    idx = pd.Index(["r1", "r2", "r3"], name="run_id")
+    measured = pd.Series([100.0, 200.0, 300.0], index=idx)
+    est = pd.DataFrame({"m": [110.0, 200.0, 300.0]}, index=idx)
+    errors = ev.score_methods(measured, est, "all", n_boot=0).errors
+    row = errors[errors["metric"] == "mape_pct"].iloc[0]
+    assert row["value"] == pytest.approx(10 / 3) and np.isnan(row["ci_low"])
+    one = ev.grouped_mape(pd.DataFrame({"run_id": ["r1"], "g": [1], "estimate_j": [110.0]}),
+                          measured, ["g"], n_boot=100).iloc[0]
+    assert one["mape_pct"] == pytest.approx(10.0) and np.isnan(one["ci_low"])
+    assert ev.bootstrap_ci([1.0, 2.0], [1.0, 2.0], "mape_pct", n_boot=0) == (
+        pytest.approx(np.nan, nan_ok=True), pytest.approx(np.nan, nan_ok=True))

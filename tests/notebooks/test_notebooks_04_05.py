@@ -181,7 +181,10 @@ def test_notebooks_on_cpu_only_dataset(tmp_path, monkeypatch):
     _cpu_only_dataset(tmp_path)
     text04 = _execute("04-trade-offs", tmp_path, monkeypatch, dataset="synthcpu",
                       headline_envs={"cpu": None, "cloud": 63.9})
-    assert "skipped gpu_usage_mean: no values" in text04
+    assert "skipped training_gpu_usage_mean: no values" in text04
+    skipped04 = pd.read_csv(_reports(tmp_path, "synthcpu") / "04-not-estimable.csv")
+    assert {"variable training_gpu_usage_mean",
+            "RQ2: environments compared within each architecture"} <= set(skipped04["analysis"])
     assert "RQ2 skipped: one environment only" in text04
     assert "two-way ANOVA skipped" in text04
     assert "headline mobilenet_v2 vs vgg16 on cloud skipped: no runs" in text04
@@ -196,6 +199,9 @@ def test_notebooks_on_cpu_only_dataset(tmp_path, monkeypatch):
                       **FAST_05)
     assert "GPU values absent (CPU-only dataset)" in text05
     assert "skipped: no GPU utilisation" in text05 and "skipped: no GPU power limit" in text05
+    skipped05 = pd.read_csv(_reports(tmp_path, "synthcpu") / "05-not-estimable.csv")
+    assert {"mean power vs GPU utilisation", "power / power limit"} <= set(
+        skipped05["analysis"])
     summary = json.loads((_reports(tmp_path, "synthcpu") / "05-summary.json").read_text())
     samples = pd.read_parquet(tmp_path / "data_outputs/synthcpu/interim/profiling.parquet")
     idle = samples.loc[samples["phase"] == "idle", "device_power_w"].median()

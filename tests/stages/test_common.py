@@ -49,3 +49,20 @@ def test_merge_headlines_keeps_section_order():
                 common.Section(headlines={"a": {"x": 2.0}})]
     merged = common.merge_headlines(sections, dataset="d")
     assert list(merged) == ["dataset", "b", "a"] and merged["a"] == {"x": 2.0}
+
+
+def test_not_estimable_entries_are_printed_and_written_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(datasets.PROJECT_ROOT_ENV, str(tmp_path))
+    a = common.Section(not_estimable=[("RQ2", "one environment only")])
+    b = common.Section(not_estimable=[("RQ2", "one environment only"), ("Pareto", "no F1")])
+    a.show()
+    assert capsys.readouterr().out == "not estimable: RQ2: one environment only\n"
+    section = common.write_not_estimable([a, b], "synth", "04")
+    table = pd.read_csv(datasets.output_dir("synth", "reports") / "04-not-estimable.csv")
+    assert table.to_dict("records") == [{"analysis": "RQ2", "reason": "one environment only"},
+                                        {"analysis": "Pareto", "reason": "no F1"}]
+    assert section.notes[0].startswith("2 analyses not estimable on synth")
+    empty = common.write_not_estimable([common.Section()], "synth", "05")
+    assert empty.notes[0].startswith("every analysis of notebook 05 ran on synth")
+    written = pd.read_csv(datasets.output_dir("synth", "reports") / "05-not-estimable.csv")
+    assert list(written.columns) == ["analysis", "reason"] and written.empty
