@@ -69,16 +69,6 @@ class DatasetConfig:
 ANALYSIS_NOTEBOOKS = ("02-merge", "03-clean", "04-trade-offs", "05-power-behaviour",
                       "06-estimator-fitting")
 
-#: Parameters for datasets of short runs (tens of seconds, few epochs, few repetitions): keep
-#: every run, and look at time scales of seconds rather than the minutes of the published runs.
-SHORT_RUN_PARAMETERS: dict[str, dict] = {
-    "03-clean": {"min_epochs": 1, "contamination": 0},
-    "05-power-behaviour": {"estimate_starts_s": [0, 2, 4, 6, 8],
-                           "estimate_windows_s": [2, 4, 8],
-                           "sensitivity_windows": [5, 10, 20]},
-    "06-estimator-fitting": {"stabilisation_s": [0, 2, 4, 6, 8]},
-}
-
 DATASETS: dict[str, DatasetConfig] = {
     "seaa2023": DatasetConfig(
         name="seaa2023",
@@ -92,8 +82,6 @@ DATASETS: dict[str, DatasetConfig] = {
         raw_format="project",
         notebooks=("01-collect", *ANALYSIS_NOTEBOOKS),
         description="runs collected on this machine by notebook 01 (default grid)",
-        # the default CPU grid makes ~20 s runs of 20 short epochs
-        parameters=SHORT_RUN_PARAMETERS,
     ),
     "gpu-h100": DatasetConfig(
         name="gpu-h100",
@@ -101,8 +89,6 @@ DATASETS: dict[str, DatasetConfig] = {
         notebooks=ANALYSIS_NOTEBOOKS,
         description="10 runs collected by notebook 01 on an NVIDIA H100 80GB (committed raw data; "
                     "docs/gpu-measurements.md)",
-        # ~30 s runs of 8 epochs of ~3 s, two per architecture
-        parameters=SHORT_RUN_PARAMETERS,
     ),
     "ee-training": DatasetConfig(
         name="ee-training",
@@ -287,14 +273,13 @@ def default_datasets() -> tuple[list[str], list[str]]:
 def get(dataset: str) -> DatasetConfig:
     """Return the config of a registered dataset, or one for an unregistered name, whose kind
     is detected from its folder (:func:`detected_kind`; ``data_inputs/<dataset>/``, or
-    ``$<NAME>_DIR``). Unregistered datasets in the project's format (your own runs from
-    notebook 01) run through notebooks 02-06 with :data:`SHORT_RUN_PARAMETERS` (register a
-    ``DatasetConfig`` for runs of minutes); the other kinds with the notebooks' defaults."""
+    ``$<NAME>_DIR``). Its notebooks run with their defaults, which derive the analysis
+    parameters from the data (:mod:`helpers.analysis.parameters`); register a ``DatasetConfig``
+    with ``parameters`` to override them."""
     if dataset in DATASETS:
         return DATASETS[dataset]
     kind = detected_kind(dataset)
     return DatasetConfig(
         name=dataset, raw_format=kind, notebooks=ANALYSIS_NOTEBOOKS,
         description=f"{kind} dataset {dataset}",
-        parameters=SHORT_RUN_PARAMETERS if kind == "project" else {},
     )

@@ -118,7 +118,7 @@ def test_folder_by_name_variable_or_parameter(project: Path, tmp_path: Path,
 def test_kinds_of_unregistered_names(project: Path) -> None:
     fresh = datasets.get("new-grid")  # nothing yet: notebook 01 writes the project format
     assert fresh.raw_format == "project"
-    assert fresh.parameters == datasets.SHORT_RUN_PARAMETERS
+    assert fresh.parameters == {}  # analysis parameters are derived from the data
     run = project / "data_inputs" / "old-grid" / "raw" / "cpu" / "mlp" / "000"
     run.mkdir(parents=True)
     (run / "metadata.json").write_text("{}")
