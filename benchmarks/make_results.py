@@ -16,6 +16,7 @@ import argparse
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -418,6 +419,17 @@ def estimators(outputs: Path, dataset: str = "seaa2023") -> str:
                    MAKE_FIGURES, build)
 
 
+def changes(results: Path) -> str:
+    """The ledger of reported numbers that changed, and why (``changes.md``, written by hand
+    when a change of method moves a number; the numbers themselves come from the sections
+    above)."""
+    path = results / "changes.md"
+    if not path.exists():
+        return "No reported number changed."
+    return (path.read_text(encoding="utf-8").rstrip()
+            + "\n\nLedger: `benchmarks/results/changes.md`.")
+
+
 # -- the document --------------------------------------------------------------------------------
 HEADER = f"""# Results
 
@@ -446,10 +458,14 @@ def sections(results: Path = RESULTS, outputs: Path = OUTPUTS) -> list[Section]:
         ("Trade-offs (seaa2023)", tradeoffs),
         ("Power behaviour (seaa2023)", power_behaviour),
         ("Estimators (seaa2023)", estimators),
+        ("Estimators (gpu-h100)", partial(estimators, dataset="gpu-h100")),
+        ("Estimators (ee-training)", partial(estimators, dataset="ee-training")),
     ]
     return ([Section(f"{title} *(benchmark output)*", build(results), True)
              for title, build in bench]
-            + [Section(title, build(outputs), False) for title, build in reports])
+            + [Section(title, build(outputs), False) for title, build in reports]
+            + [Section("Changes to reported numbers *(benchmark output)*",
+                       changes(results), True)])
 
 
 def render(parts: Sequence[Section]) -> str:
