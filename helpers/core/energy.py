@@ -6,7 +6,9 @@
   power curve cut at those instants by linear interpolation, so that the energies of adjacent
   windows (epochs) sum exactly to the energy of their union (the run).
 * :func:`counter_energy_j` turns a cumulative hardware counter (NVML total energy, RAPL) into
-  the energy of a window; wrap-around is handled when the counter range is given.
+  the energy of a window: the sum of its segments' differences, a step back (reset, glitch)
+  starting a new segment (:func:`counter_increments_j`); wrap-around is handled when the counter
+  range is given.
 * :func:`gpu_energy_j`, :func:`cpu_energy_j` and :func:`ram_energy_j` integrate one run's arrays
   over a window and apply the rules of :mod:`helpers.core.rules` (which measurement counts, and
   its method tag). The grid's ``emissions.csv`` and the clean stage's run table both call them.
@@ -21,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.integrate import cumulative_trapezoid, trapezoid
 
-from helpers.core import rules
+from helpers.core import bounds, rules
 from helpers.core.units import DEFAULT_CARBON_INTENSITY_G_PER_KWH, J_PER_KWH
 from helpers.core.windows import Window
 
@@ -88,33 +90,56 @@ def window_trapezoid_j(t: np.ndarray, p: np.ndarray, t0: float, t1: float) -> fl
     return float(window_energies_j(t[ok], p[ok], [t0], [t1])[0])
 
 
+def counter_increments_j(counter_j: np.ndarray, time_s: np.ndarray | None = None,
+                         wrap_j: float | None = None) -> np.ndarray:
+    """Increments (J) between successive non-NaN readings of a cumulative counter, one per
+    reading (0 at the first): the counter's energy up to each reading is their running sum.
+
+    A counter runs in *segments*: a step back (a driver reload resets NVML's counter; a glitch
+    or a wrap) ends one and the next reading starts another, and the step across adds 0 (the
+    energy of that one interval is not in the counter; the trapezoid beside it is the check).
+    With ``wrap_j`` (the counter range) a step back is a wrap-around and adds ``step + wrap_j``.
+    With ``time_s`` a step implying more than
+    :data:`helpers.core.bounds.COUNTER_MAX_POWER_W` (a corrupt reading) also starts a segment.
+    NaN readings add 0."""
+    c = np.asarray(counter_j, dtype=float)
+    out = np.zeros(c.shape)
+    idx = np.flatnonzero(np.isfinite(c))
+    if idx.size < 2:
+        return out
+    d = np.diff(c[idx])
+    if wrap_j is not None:
+        d = np.where(d < 0, d + wrap_j, d)
+    ok = d >= 0
+    if time_s is not None:
+        dt = np.diff(np.asarray(time_s, dtype=float)[idx])
+        ok &= bounds.counter_step_ok(d, dt, bounds.COUNTER_MAX_POWER_W)
+    out[idx[1:]] = np.where(ok, d, 0.0)
+    return out
+
+
 def window_counter_j(t: np.ndarray, c: np.ndarray, t0: float, t1: float) -> float:
-    """Difference (J) of a cumulative counter between t0 and t1, interpolated between its
-    readings; NaN unless readings cover the window."""
+    """Energy (J) of a cumulative counter between t0 and t1: the sum of its segments'
+    differences (:func:`counter_increments_j`), interpolated between its readings; NaN unless
+    readings cover the window."""
     ok = np.isfinite(c)
-    t, c = t[ok], c[ok]
+    t, c = np.asarray(t, dtype=float)[ok], np.asarray(c, dtype=float)[ok]
     if len(t) < 2 or t0 < t[0] or t1 > t[-1] or t1 <= t0:
         return float("nan")
-    return float(np.interp(t1, t, c) - np.interp(t0, t, c))
+    total = np.cumsum(counter_increments_j(c, t))
+    return float(np.interp(t1, t, total) - np.interp(t0, t, total))
 
 
-def counter_energy_j(counter_j: np.ndarray, wrap_j: float | None = None) -> float:
-    """Energy (J) from a cumulative counter: sum of successive non-NaN differences.
-
-    A negative step is a wrap-around when ``wrap_j`` (the counter range) is given; without it a
-    negative step raises ``ValueError`` (a reset cannot be told from a wrap). Fewer than two
-    readings give NaN.
-    """
+def counter_energy_j(counter_j: np.ndarray, wrap_j: float | None = None,
+                     time_s: np.ndarray | None = None) -> float:
+    """Energy (J) from a cumulative counter: the sum of its segments' differences
+    (:func:`counter_increments_j`: a step back starts a new segment, or is a wrap-around when
+    ``wrap_j``, the counter range, is given; ``time_s`` also ends a segment at an implausibly
+    fast rise). Never raises on a step back. Fewer than two readings give NaN."""
     c = np.asarray(counter_j, dtype=float)
-    c = c[np.isfinite(c)]
-    if len(c) < 2:
+    if np.count_nonzero(np.isfinite(c)) < 2:
         return float("nan")
-    d = np.diff(c)
-    if np.any(d < 0):
-        if wrap_j is None:
-            raise ValueError("energy counter decreased and no wrap range was given")
-        d = np.where(d < 0, d + wrap_j, d)
-    return float(d.sum())
+    return float(counter_increments_j(c, time_s, wrap_j).sum())
 
 
 def _power_j(t: np.ndarray, power_w: np.ndarray, window: Window | None) -> float:
@@ -125,9 +150,18 @@ def _power_j(t: np.ndarray, power_w: np.ndarray, window: Window | None) -> float
 
 
 def _counter_j(t: np.ndarray, counter_j: np.ndarray, window: Window | None) -> float:
-    """Counter difference (J) over ``window``, or first to last reading (None)."""
+    """Counter difference (J) over ``window``; None: first to last reading, NaN where the
+    readings stop short of the rows' span (first to last row) by more than their largest gap
+    between readings (readings left out as implausible at an edge: the counter no longer
+    measures the whole series, and the trapezoid is used)."""
     if window is None:
-        return counter_energy_j(counter_j)
+        t = np.asarray(t, dtype=float)
+        read = t[np.isfinite(np.asarray(counter_j, dtype=float)) & np.isfinite(t)]
+        if read.size >= 2:
+            gap = float(np.max(np.diff(read)))
+            if read[0] - np.nanmin(t) > gap or np.nanmax(t) - read[-1] > gap:
+                return float("nan")
+        return counter_energy_j(counter_j, time_s=t)
     return window_counter_j(t, counter_j, window.start_s, window.end_s)
 
 

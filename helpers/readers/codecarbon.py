@@ -47,17 +47,28 @@ Mapping to ``RUN_COLUMNS`` (energies converted kWh -> J, 3.6e6 J/kWh):
   by start time; ``run_id`` is ``'<environment>/<architecture>/<run:03d>'``.
 * Unknown quantities (sample counts, power spread, power limit) are NaN.
 
-Bad input, per case:
+Bad input, per case (docs/raw-format.md#plausibility-bounds):
 
-* header lacks a required column, a row has the wrong number of fields, a numeric cell holds
-  text, a stamp cannot be parsed, or a value is negative -> ``InputFormatError`` naming file,
-  line and column (the file is corrupt; guessing would hide it);
-* the last line has no newline and is incomplete (a write cut short) -> skipped and recorded;
-* a required cell is empty (a tracker that did not finish), or the duration is 0 -> the row is
-  skipped and recorded with its reason;
+* a folder or unreadable file where a file should be, a header that lacks a required column, a
+  line that is not UTF-8, a row with the wrong number of fields, a numeric cell holding text or
+  ``inf``, a stamp that is not ISO 8601 (``03/04/2026`` could be March or April: refused), or a
+  negative value -> ``InputFormatError`` naming file, line and column (the file is corrupt;
+  guessing would hide it). With ``strict=False`` each becomes a recorded skip instead (the row,
+  or the whole file for a file-level problem) and the other rows and files are read;
+* the last line has no newline (a write cut short: a number in it may be truncated, e.g. a
+  train size of 5376 read as 53) -> skipped and recorded; CodeCarbon ends every row with one;
+* a required cell is empty or NaN (a tracker that did not finish), the duration is 0, the end
+  of tracking is outside :func:`helpers.core.bounds.stamps_in_range` or the start it implies
+  is before 2000, or a component's mean power (energy / duration) is above its ceiling
+  (:data:`helpers.core.bounds.GPU_POWER_CEILING_W` per GPU,
+  :data:`helpers.core.bounds.CPU_POWER_CEILING_W`) -> the row is skipped and recorded with its
+  reason;
+* a utilisation outside 0-100 %, or an accuracy/F1 above 1 after the percent rule -> that value
+  is NaN, recorded (the row is kept);
 * the same CodeCarbon ``run_id`` on several rows, in one file (repeated flushes in append mode,
   cumulative) or in several files -> the row written last (latest ``timestamp``; on a tie, the
-  one read last) is kept and the others are recorded as skipped.
+  one read last) is kept and the others are recorded as skipped. A file named twice is read
+  once.
 """
 
 from __future__ import annotations
@@ -69,12 +80,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from helpers.core import units
+from helpers.core import bounds, units
 from helpers.core.errors import InputFormatError
 from helpers.core.schema import RUN_COLUMNS
-from helpers.core.units import J_PER_KWH
+from helpers.core.units import J_PER_KWH, MS_PER_S
+from helpers.readers import rawfile
 from helpers.readers.merge import SKIP_COLUMNS, MergeOutputs, empty_events, empty_profiling
 
 #: Columns every CodeCarbon emissions.csv has (since v2).
@@ -159,6 +172,8 @@ EXTRA_OUTPUT = ("energy_window", "device_power_mean_w", "image_dataset", "regist
                 "country_iso_code", "region", "codecarbon_run_id", "project_name",
                 "experiment_id", "experiment_name", "tracking_mode", "codecarbon_version",
                 "source_run", "source_file", "source_line")
+#: Columns of ``CodeCarbonRuns.skipped``.
+SKIPPED_COLUMNS = ["source_file", "line", "column", "reason", "rows"]
 #: Columns of the column report.
 COLUMN_REPORT_COLUMNS = ["column", "used_as", "note", "files"]
 
@@ -169,7 +184,8 @@ class CodeCarbonRuns:
 
     Attributes:
         runs: RUN_COLUMNS (in order) followed by ``EXTRA_OUTPUT``.
-        skipped: ``source_file``, ``line``, ``column``, ``reason`` for every row left out.
+        skipped: ``source_file``, ``line``, ``column``, ``reason``, ``rows`` (1: a row left
+            out; 0: a value set to NaN) for every skip.
         columns: one row per column of the files: ``column``, ``used_as`` (the output column,
             or ``'ignored'``), ``note`` (unit conversion, or why it is ignored), ``files``
             (how many files have it).
@@ -198,30 +214,48 @@ class _File:
     scales: dict[str, tuple[float, str]]
 
 
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+#: ISO 8601 date-time as CodeCarbon writes it (date, optional time, optional offset).
+_ISO_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
+                        r"(Z|[+-]\d{2}(:?\d{2})?)?$")
+#: Mean power ceilings (W) of the energy columns (per GPU for gpu_energy).
+_POWER_CEILINGS = {"gpu_energy": bounds.GPU_POWER_CEILING_W,
+                   "cpu_energy": bounds.CPU_POWER_CEILING_W}
+
+
 def _number(text: str, path: Path, line: int, column: str) -> float:
-    """Parse a numeric cell; empty -> NaN; text or negative -> InputFormatError."""
+    """Parse a numeric cell; empty or NaN -> NaN; text, inf or negative -> InputFormatError."""
     text = text.strip()
     if text == "" or text.lower() in {"nan", "none"}:
         return math.nan
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputFormatError(path, f"non-numeric value {text!r}", line=line,
-                               column=column) from None
+    if not _NUMBER.match(text):
+        raise InputFormatError(path, f"non-numeric value {text!r}", line=line, column=column)
+    value = float(text)
+    if not math.isfinite(value):
+        raise InputFormatError(path, f"value {text!r} is not finite", line=line, column=column)
     if value < 0 and column not in {"longitude", "latitude"}:
         raise InputFormatError(path, f"negative value {value}", line=line, column=column)
     return value
 
 
 def _end_time(text: str, tz: str, path: Path, line: int) -> pd.Timestamp:
-    try:
-        stamp = pd.Timestamp(text.strip())
-    except (ValueError, TypeError):
-        stamp = pd.NaT
+    """The end of tracking in UTC; only ISO 8601 is read (day-first and month-first dates
+    cannot be told apart)."""
+    text = text.strip()
+    stamp = pd.NaT
+    if _ISO_STAMP.match(text):
+        try:
+            stamp = pd.Timestamp(text)
+        except (ValueError, TypeError, OverflowError):
+            stamp = pd.NaT
     if pd.isna(stamp):
-        raise InputFormatError(path, f"unparsable timestamp {text!r}", line=line,
-                               column="timestamp")
-    return stamp.tz_localize(tz) if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        raise InputFormatError(path, f"timestamp {text!r} is not an ISO 8601 date-time "
+                               "(YYYY-MM-DDTHH:MM:SS)", line=line, column="timestamp")
+    try:
+        return stamp.tz_localize(tz) if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    except (ValueError, OverflowError):  # e.g. a local time that does not exist in tz
+        raise InputFormatError(path, f"timestamp {text!r} does not exist in {tz}", line=line,
+                               column="timestamp") from None
 
 
 def _gpu_name(model: str) -> str:
@@ -243,19 +277,37 @@ def _extra_columns(header: list[str]) -> dict[str, str | None]:
     return out
 
 
-def _physical_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], bool]:
-    """Header, (line, fields) of each non-blank row, and whether the file ends in a newline."""
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        text = fh.read()
+def _physical_rows(path: Path, strict: bool
+                   ) -> tuple[list[str], list[tuple[int, list[str]]], bool, list[tuple]]:
+    """Header, (line, fields) of each non-blank row, whether the file ends in a newline, and
+    skips. A line that is not text (not UTF-8, a NUL byte) or holds a stray carriage return
+    raises naming its line and column (``strict``), or is left out with a recorded skip; in
+    the header it always raises."""
+    raw = rawfile.read_bytes(path)
+    first = raw.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    names = [h.strip() for h in next(csv.reader([first]), [])]
+    skips: list[tuple] = []
+    bad = {b.line: (b.error(), rawfile.field_name(names, b.field))
+           for b in rawfile.bad_text_lines(raw)}
+    for line in rawfile.stray_cr_lines(raw):  # csv would take it for a line break
+        bad.setdefault(line, ("carriage return inside a line", None))
+    for line, (reason, column) in sorted(bad.items()):
+        if strict or line == 1:
+            raise InputFormatError(path, reason, line=line, column=column)
+        skips.append((str(path), line, column, f"{reason}: row left out"))
+    text = rawfile.blank_lines(raw, sorted(bad)).decode("utf-8")
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
-        raise InputFormatError(path, "empty file (no header)", line=1)
-    rows = []
-    for fields in reader:
-        if fields and any(f.strip() for f in fields):
-            rows.append((reader.line_num, fields))
-    return [h.strip() for h in header], rows, text.endswith(("\n", "\r"))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise InputFormatError(path, "empty file (no header)", line=1)
+        rows = []
+        for fields in reader:
+            if fields and any(f.strip() for f in fields):
+                rows.append((reader.line_num, fields))
+    except csv.Error as err:
+        raise InputFormatError(path, f"unreadable CSV: {err}", line=reader.line_num) from None
+    return [h.strip() for h in header], rows, text.endswith(("\n", "\r")), skips
 
 
 def _parse_row(path: Path, line: int, fields: list[str], header: list[str], numeric: list[str],
@@ -269,20 +321,50 @@ def _parse_row(path: Path, line: int, fields: list[str], header: list[str], nume
     row = {"source_line": line, "raw": raw}
     for col in numeric:
         row[col] = _number(raw[col], path, line, col)
-    empty = [c for c in REQUIRED_COLUMNS if not raw[c].strip()]
+    empty = [c for c in REQUIRED_COLUMNS
+             if not raw[c].strip() or (c != "timestamp" and math.isnan(row[c]))]
     if empty:
         return (str(path), line, empty[0],
                 f"empty required value in {empty[0]!r} (tracker did not finish?)")
     if row["duration"] == 0:
         return (str(path), line, "duration", "zero duration")
     row["end_utc"] = _end_time(raw["timestamp"], tz, path, line)
+    return _implausible(path, line, row)
+
+
+def _implausible(path: Path, line: int, row: dict) -> dict | tuple:
+    """The row, or a skip when its end of tracking, the start it implies or a mean power is
+    implausible. Utilisations outside 0-100 % become NaN (recorded in ``row['notes']``)."""
+    end_ms = row["end_utc"].timestamp() * MS_PER_S
+    if not bounds.stamps_in_range(np.array([end_ms]))[0]:
+        return (str(path), line, "timestamp", f"timestamp {row['end_utc']} outside "
+                f"{bounds.stamp_range_text()}")
+    if not bounds.stamps_in_range(np.array([end_ms - row["duration"] * MS_PER_S]))[0]:
+        return (str(path), line, "duration", f"duration {row['duration']:g} s puts the start "
+                f"of tracking outside {bounds.stamp_range_text()}")
+    gpus = row.get("gpu_count", math.nan)
+    for column, ceiling in _POWER_CEILINGS.items():
+        count = max(gpus, 1.0) if column == "gpu_energy" and math.isfinite(gpus) else 1.0
+        power = row[column] * J_PER_KWH / row["duration"]
+        if power > ceiling * count:
+            return (str(path), line, column, f"{column} {row[column]:g} kWh in "
+                    f"{row['duration']:g} s is a mean {power:g} W, above "
+                    f"{ceiling * count:g} W")
+    row["notes"] = []
+    for column in ("gpu_utilization_percent", "cpu_utilization_percent"):
+        if column in row and bounds.outside(np.array([row[column]]),
+                                            *bounds.UTILISATION_RANGE_PCT)[0]:
+            row["notes"].append((str(path), line, column, f"{column} {row[column]:g} % outside "
+                                 f"{bounds.range_text(*bounds.UTILISATION_RANGE_PCT, '%')}: "
+                                 "set to NaN", 0))
+            row[column] = math.nan
     return row
 
 
-def _read_file(path: Path, tz: str) -> _File:
-    """Parse one file; a last line without newline that does not parse is a torn write and
-    is skipped with a record."""
-    header, physical, ends_in_newline = _physical_rows(path)
+def _read_file(path: Path, tz: str, strict: bool) -> _File:
+    """Parse one file. A last line without a newline is a torn write: skipped with a record.
+    A corrupt row raises (``strict``) or is a recorded skip."""
+    header, physical, ends_in_newline, skips = _physical_rows(path, strict)
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise InputFormatError(path, f"header lacks required column(s) {missing}", line=1,
@@ -290,23 +372,45 @@ def _read_file(path: Path, tz: str) -> _File:
     extras = _extra_columns(header)
     numeric = [*REQUIRED_COLUMNS[1:], *(c for c in OPTIONAL_NUMERIC if c in header),
                *(col for name, col in extras.items() if col and name not in _TEXT_EXTRAS)]
-    rows, skips = [], []
-    for i, (line, fields) in enumerate(physical):
+    rows = []
+    if physical and not ends_in_newline:
+        line, _ = physical.pop()
+        skips.append((str(path), line, None, "torn last line (no newline at the end of the "
+                      "file: a write cut short, a value may be truncated), left out"))
+    for line, fields in physical:
         try:
             parsed = _parse_row(path, line, fields, header, numeric, tz)
         except InputFormatError as err:
-            if i < len(physical) - 1 or ends_in_newline:
+            if strict:
                 raise
-            skips.append((str(path), line, err.column,
-                          f"torn last line (no newline at the end of the file): {err.reason}"))
+            skips.append((str(path), line, err.column, err.reason))
             continue
         if isinstance(parsed, tuple):
             skips.append(parsed)
         else:
+            skips.extend(parsed.pop("notes"))
             rows.append(parsed)
     scales = {name: _unit_scale(name, col, [r[col] for r in rows])
               for name, col in extras.items() if col and name in UNIT_RULES}
+    skips.extend(_fractions_above_one(path, rows, extras, scales))
     return _File(path, header, rows, skips, extras, scales)
+
+
+def _fractions_above_one(path: Path, rows: list[dict], extras: dict[str, str | None],
+                         scales: dict[str, tuple[float, str]]) -> list[tuple]:
+    """Accuracy, top-5 accuracy and F1 above 1 after the percent rule become NaN (recorded)."""
+    notes = []
+    for name in ("accuracy", "top5_accuracy", "f1"):
+        col = extras.get(name)
+        if col is None:
+            continue
+        scale = scales[name][0]
+        for row in rows:
+            if row[col] * scale > 1:
+                notes.append((str(path), row["source_line"], col, f"{col} {row[col]:g} is above "
+                              f"1 as a fraction ({scales[name][1]}): set to NaN", 0))
+                row[col] = math.nan
+    return notes
 
 
 def _unit_scale(name: str, column: str, values: list[float]) -> tuple[float, str]:
@@ -488,7 +592,8 @@ def _number_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_codecarbon(paths: str | Path | list[str | Path], dataset: str,
-                    environment: str | None = None, tz: str = "UTC") -> CodeCarbonRuns:
+                    environment: str | None = None, tz: str = "UTC",
+                    strict: bool = True) -> CodeCarbonRuns:
     """Read one or more CodeCarbon ``emissions.csv`` files into the per-run schema.
 
     Args:
@@ -499,13 +604,26 @@ def read_codecarbon(paths: str | Path | list[str | Path], dataset: str,
             the hardware, see the module docstring).
         tz: timezone of naive ``timestamp`` values (CodeCarbon writes local time without an
             offset on most versions).
+        strict: raise :class:`InputFormatError` for a corrupt row or file (the default);
+            ``False``: record it as skipped (a row: that run; a file: all its runs) and read
+            the rest.
 
     Returns ``CodeCarbonRuns`` (runs, skipped rows, column report). See the module docstring
     for the mapping and for how malformed input is handled.
     """
     paths = [paths] if isinstance(paths, str | Path) else paths
-    files = [_read_file(Path(p), tz) for p in paths]
-    skips = [s for f in files for s in f.skips]
+    files, skips = [], []
+    named: dict[Path, Path] = {}
+    for p in paths:  # a file named twice (or through a link) is read once
+        named.setdefault(Path(p).resolve(), Path(p))
+    for path in named.values():
+        try:
+            files.append(_read_file(path, tz, strict))
+        except InputFormatError as err:
+            if strict:
+                raise
+            skips.append((str(err.path), err.line, err.column, f"file left out: {err.reason}"))
+    skips += [s for f in files for s in f.skips]
     records = _drop_duplicates(
         [_run_record(r, f, dataset, environment) for f in files for r in f.rows], skips)
     cols = [*RUN_COLUMNS, *EXTRA_OUTPUT]
@@ -513,7 +631,8 @@ def read_codecarbon(paths: str | Path | list[str | Path], dataset: str,
     runs = _number_runs(runs)
     runs["return_code"] = runs["return_code"].astype("Int64")
     runs["start_utc"] = pd.to_datetime(runs["start_utc"], utc=True)
-    skipped = pd.DataFrame(skips, columns=["source_file", "line", "column", "reason"])
+    skipped = pd.DataFrame([s if len(s) == len(SKIPPED_COLUMNS) else (*s, 1) for s in skips],
+                           columns=SKIPPED_COLUMNS)
     return CodeCarbonRuns(runs[cols].reset_index(drop=True), skipped, _column_report(files))
 
 
@@ -525,7 +644,7 @@ def merge_outputs(result: CodeCarbonRuns) -> MergeOutputs:
     skips = pd.DataFrame({"run_id": pd.Series([None] * len(skipped), dtype=object),
                           "file": skipped["source_file"], "line": skipped["line"],
                           "column": skipped["column"], "reason": skipped["reason"],
-                          "rows": 1}, columns=SKIP_COLUMNS)
+                          "rows": skipped["rows"]}, columns=SKIP_COLUMNS)
     counts = pd.DataFrame({"run_id": result.runs["run_id"], "gpu_samples": 0, "matched": 0,
                            "unmatched": 0}).astype({c: "int64" for c in
                                                     ("gpu_samples", "matched", "unmatched")})

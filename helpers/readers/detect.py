@@ -154,7 +154,12 @@ def _mapped_files(folder: Path, mapping: dict, mapping_file: Path) -> list[Path]
     every CSV beside it when absent."""
     patterns = mapping.get("files", "*.csv")
     patterns = [patterns] if isinstance(patterns, str) else list(patterns)
-    files = sorted({p for pat in patterns for p in folder.glob(pat) if p.is_file()})
+    matched = {p for pat in patterns for p in folder.glob(pat)}
+    folders = sorted(p for p in matched if p.is_dir())
+    if folders:
+        raise InputFormatError(folders[0], "is a folder, not a file (matched by the mapping's "
+                               f"files: {patterns})")
+    files = sorted(p for p in matched if p.is_file())
     events = (mapping.get("events") or {}).get("file")
     runs_file = mapping.get("runs_file")
     skip = {folder / f for f in (events, runs_file) if f}

@@ -127,6 +127,46 @@ def add_elapsed(samples: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Phase events that happen once per run, and once per epoch (docs/raw-format.md#eventscsv).
+ONCE_PER_RUN = ("run_start", "idle_start", "idle_end", "warmup_start", "tail_start", "run_end")
+ONCE_PER_EPOCH = ("epoch_start", "eval_start", "epoch_end")
+
+
+def phase_event_problems(names: np.ndarray, epochs: np.ndarray, times_s: np.ndarray
+                         ) -> tuple[dict[int, str], dict[int, str]]:
+    """Problems of one run's events, in time order: (events to leave out, events to note),
+    each position -> reason. Left out: a phase event repeated for the run (or for its epoch).
+    Noted (per-epoch energies leave the epoch out): an epoch whose ``epoch_end`` comes before
+    its ``epoch_start``, and one with a start but no end or the reverse, but for the last
+    epoch of a run without ``run_end`` (a run stopped there: its status says so)."""
+    names = np.asarray(names, dtype=object).astype(str)
+    epochs = np.asarray(epochs, dtype=float)
+    t = np.asarray(times_s, dtype=float)
+    per_epoch = np.isin(names, ONCE_PER_EPOCH)
+    key = pd.DataFrame({"event": names, "epoch": np.where(per_epoch, epochs, -1.0)})
+    repeat = key.duplicated().to_numpy() & np.isin(names, ONCE_PER_RUN + ONCE_PER_EPOCH)
+    drop = {int(i): f"{names[i]} repeated" + (f" for epoch {epochs[i]:g}" if per_epoch[i]
+                                              else "") + ": left out"
+            for i in np.flatnonzero(repeat)}
+    notes: dict[int, str] = {}
+    alive = ~repeat
+    numbered = np.unique(epochs[np.isfinite(epochs) & per_epoch])
+    stopped = "run_end" not in names
+    for e in numbered:
+        start = np.flatnonzero(alive & (names == "epoch_start") & (epochs == e))
+        end = np.flatnonzero(alive & (names == "epoch_end") & (epochs == e))
+        if start.size and end.size and t[end[0]] < t[start[0]]:
+            notes[int(end[0])] = (f"epoch {e:g} ends before it starts: left out of per-epoch "
+                                  "energies")
+        elif start.size and not end.size and not (stopped and e == numbered[-1]):
+            notes[int(start[0])] = (f"epoch {e:g} has epoch_start but no epoch_end: left out "
+                                    "of per-epoch energies")
+        elif end.size and not start.size:
+            notes[int(end[0])] = (f"epoch {e:g} has epoch_end but no epoch_start: left out "
+                                  "of per-epoch energies")
+    return drop, notes
+
+
 def label_phases(samples: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     """Label each sample with the ``phase`` and ``epoch`` of the latest event at or before it,
     per run. ``events`` needs run_id, time_utc, event, epoch; events named ``<phase>_start``

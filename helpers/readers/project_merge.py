@@ -6,6 +6,11 @@ rows between empty; ``cpu_match_gap_s`` is the time from each row to the nearest
 readings (0 on such rows; NaN beyond ``tolerance_s``), so RAM coverage means what it means for
 the nearest join of the published logs. Each sample is labelled with its
 phase and epoch from the run's events, and the run metadata becomes the run index.
+
+Bad input (docs/raw-format.md#plausibility-bounds): every skip the reader records goes to the
+skips table with its run. A run folder the reader rejects (:class:`InputFormatError`) is left
+out with a recorded skip naming its file, line, column and reason, and the other runs are read;
+``strict=True`` raises instead. Every run rejected raises.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.core import rules
+from helpers.core.errors import InputFormatError
 from helpers.readers import merge, project
 from helpers.readers.merge import EVENT_COLUMNS, MergeOutputs
 
@@ -50,9 +56,18 @@ METADATA_MAP = {
 
 
 def _cpu_tdp_and_cores(meta: dict) -> tuple[float, float]:
+    """(TDP W, logical cores) from metadata (the reader has nulled implausible values)."""
     tdp = (meta.get("cpu_power") or {}).get("tdp_w")
     cores = (meta.get("host") or {}).get("logical_cores")
     return (float(tdp) if tdp else np.nan), (float(cores) if cores else np.nan)
+
+
+def _info_number(info: object, key: str) -> float:
+    """A number of an event's info dict; NaN where absent or not a finite number."""
+    value = info.get(key) if isinstance(info, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value):
+        return float(value)
+    return np.nan
 
 
 def _host_gap_s(t: np.ndarray, host: np.ndarray, tolerance_s: float) -> np.ndarray:
@@ -96,9 +111,8 @@ def _events(run: project.ProjectRun, run_id: str) -> pd.DataFrame:
         "time_utc": pd.to_datetime(ev["timestamp_ms"], unit="ms", utc=True),
         "event": ev["event"].astype(str),
         "epoch": pd.to_numeric(ev["epoch"], errors="coerce").astype("float64"),
-        "val_accuracy": [d.get("val_accuracy", np.nan) if isinstance(d, dict) else np.nan
-                         for d in info],
-        "val_f1": [d.get("val_f1", np.nan) if isinstance(d, dict) else np.nan for d in info],
+        "val_accuracy": [_info_number(d, "val_accuracy") for d in info],
+        "val_f1": [_info_number(d, "val_f1") for d in info],
     })
 
 
@@ -115,21 +129,44 @@ def _index_row(run: project.ProjectRun, run_id: str, env: str, arch: str, num: i
     return row
 
 
+def _relative(path: str | Path, root: Path) -> str:
+    path = Path(path)
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def merge_project(raw_root: Path, dataset: str,
-                  tolerance_s: float = merge.DEFAULT_TOLERANCE_S) -> MergeOutputs:
+                  tolerance_s: float = merge.DEFAULT_TOLERANCE_S,
+                  strict: bool = False) -> MergeOutputs:
     """Read every run under ``raw_root`` and build the merge stage's outputs; ``tolerance_s``:
-    furthest a row may be from a host reading (s) to count as covered (``cpu_match_gap_s``)."""
+    furthest a row may be from a host reading (s) to count as covered (``cpu_match_gap_s``).
+    A run the reader rejects is left out with a recorded skip (``strict``: raises)."""
     samples, events, index, skips = [], [], [], []
-    for run_dir in project.discover_runs(raw_root):
+    run_dirs = project.discover_runs(raw_root)
+    rejected: list[InputFormatError] = []
+    for run_dir in run_dirs:
         env, arch, num = run_dir.parent.parent.name, run_dir.parent.name, int(run_dir.name)
         run_id = f"{env}/{arch}/{num:03d}"
-        run = project.read_run(run_dir)
+        try:
+            run = project.read_run(run_dir)
+        except InputFormatError as err:
+            if strict:
+                raise
+            rejected.append(err)
+            skips.append({"run_id": run_id, "file": _relative(err.path, raw_root),
+                          "line": err.line, "column": err.column,
+                          "reason": f"run left out: {err.reason}", "rows": 0})
+            continue
         samples.append(_samples(run, run_id, tolerance_s)
                        .assign(environment=env, architecture=arch, run=num))
         events.append(_events(run, run_id))
         index.append(_index_row(run, run_id, env, arch, num))
-        skips.extend({"run_id": run_id, "file": str(run_dir), "line": line, "column": None,
-                      "reason": reason, "rows": 1} for line, reason in run.skipped)
+        skips.extend({"run_id": run_id, "file": _relative(s.file, raw_root), "line": s.line,
+                      "column": s.column, "reason": s.reason, "rows": s.rows}
+                     for s in run.skips)
+    if rejected and not samples:
+        raise InputFormatError(rejected[0].path, f"every run under {raw_root} was rejected "
+                               f"({len(rejected)}); the first: {rejected[0].reason}",
+                               line=rejected[0].line, column=rejected[0].column)
     if not samples:
         raise FileNotFoundError(f"no runs under {raw_root}: run notebook 01-collect first")
     all_samples = pd.concat(samples, ignore_index=True)

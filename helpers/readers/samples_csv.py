@@ -45,14 +45,22 @@ per-run sample counts. Runs are numbered by first sample within (environment, ar
 ``'estimate:<column> column'`` (the pipeline cannot tell how another profiler obtained it); a
 CPU energy counter is taken as RAPL.
 
-Bad input: a missing file or mapped column, an unknown mapping key or unit ->
-:class:`InputFormatError` naming the file (and key or column). A bad row (wrong number of
-fields, unparsable stamp, text in a numeric column, negative power) -> ``InputFormatError``
-naming file, line and column, or, with ``on_bad_row: skip``, a recorded skip. A last line
-without newline that does not parse (a write cut short) is always a recorded skip. An empty
-cell, or one of :data:`NOT_MEASURED` (nvidia-smi's ``[N/A]``), is "not measured" (NaN). A value
-may carry its unit as text (``119.17 W``, ``83 %``, ``23573 MiB``, as nvidia-smi's CSV does);
-it must be the mapping's unit. Dates written ``2023/02/21`` are read as ``2023-02-21``.
+Bad input (docs/raw-format.md#plausibility-bounds): a missing file or mapped column, a folder
+where a data file should be, an unknown mapping key or unit -> :class:`InputFormatError`
+naming the file (and key or column). A bad row (wrong number of fields, a line that is not
+UTF-8 or holds a NUL byte, a stray carriage return or a quoted field left open, an unparsable
+stamp or one outside :func:`helpers.core.bounds.stamps_in_range`, text in a numeric column,
+negative power) -> ``InputFormatError`` naming file, line and column, or, with
+``on_bad_row: skip``, a recorded skip. Always recorded skips: a last line without a newline (a
+write cut short: a number in it may be truncated), a value outside its plausible range (power
+above the ceiling or twice the row's power limit, utilisation outside 0-100 %, ``inf``; set to
+NaN), a stamp repeated for the same run and device or a few rows cut off by long gaps (left
+out), an energy-counter glitch (NaN) or step back (a new counter segment), and repeated or
+unpaired phase events. An empty cell, or one of :data:`NOT_MEASURED` (nvidia-smi's ``[N/A]``),
+is "not measured" (NaN). A value may carry its unit as text (``119.17 W``, ``83 %``,
+``23573 MiB``, as nvidia-smi's CSV does); it must be the mapping's unit. Dates written
+``2023/02/21`` are read as ``2023-02-21``. A UTF-8 byte-order mark and CRLF line ends are read
+as usual.
 """
 
 from __future__ import annotations
@@ -69,10 +77,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from helpers.core import bounds
 from helpers.core.errors import InputFormatError
 from helpers.core.schema import PROFILING_COLUMNS
-from helpers.core.units import BYTES_PER_GB, BYTES_PER_MIB, J_PER_KWH, MIB_PER_GIB
-from helpers.readers import merge
+from helpers.core.units import (
+    BYTES_PER_GB,
+    BYTES_PER_MIB,
+    J_PER_KWH,
+    MIB_PER_GIB,
+    MS_PER_S,
+)
+from helpers.readers import merge, rawfile
 from helpers.readers.merge import EVENT_COLUMNS, MergeOutputs
 
 #: Required sample columns: mapping key -> meaning.
@@ -205,12 +220,28 @@ def _header(path: Path, raw: bytes) -> list[str]:
     return [h.strip() for h in next(csv.reader([first]), [])]
 
 
+def _clean_text(path: Path, body: bytes, header: list[str], skip_bad: bool,
+                skips: list[dict]) -> bytes:
+    """Lines of ``body`` (numbered from 2) that are not text (not UTF-8, a NUL byte), hold a
+    stray carriage return (CRLF line ends are fine) or leave a quoted field open are bad rows:
+    raised, or emptied and recorded (``skip_bad``)."""
+    bad = {b.line: (b.reason(), rawfile.field_name(header, b.field))
+           for b in rawfile.bad_text_lines(body)}
+    for number in rawfile.stray_cr_lines(body):
+        bad.setdefault(number, ("stray carriage return inside the line: row left out", None))
+    for number in rawfile.unbalanced_quote_lines(body):
+        bad.setdefault(number, ("unbalanced quote (a quoted field left open): row left out",
+                                None))
+    for number in sorted(bad):
+        _fail(path, bad[number][0], number + 1, bad[number][1], skip_bad, skips)
+    return rawfile.blank_lines(body, sorted(bad))
+
+
 def read_table(path: Path, wanted: dict[str, str], skip_bad: bool) -> _Table:
     """Read ``path`` as text; ``wanted``: pipeline key -> file column (all must exist). A torn
-    last line is a recorded skip; other rows with the wrong field count follow ``skip_bad``."""
-    if not path.is_file():
-        raise InputFormatError(path, "missing file")
-    raw = path.read_bytes()
+    last line is a recorded skip; other bad rows (wrong field count, not UTF-8) follow
+    ``skip_bad``. A folder or unreadable file raises."""
+    raw = rawfile.read_bytes(path)
     if not raw.strip():
         raise InputFormatError(path, "empty file", line=1)
     header = _header(path, raw)
@@ -220,14 +251,11 @@ def read_table(path: Path, wanted: dict[str, str], skip_bad: bool) -> _Table:
                                    line=1, column=col)
     skips: list[dict] = []
     body = raw[raw.index(b"\n") + 1:] if b"\n" in raw else b""
-    if body and not body.endswith(b"\n"):
-        last = body[body.rfind(b"\n") + 1:].decode("utf-8", errors="replace").rstrip("\r")
-        if len(next(csv.reader([last]), [])) != len(header):
-            _fail(path, "torn last line (no newline at the end of the file), left out",
-                  body.count(b"\n") + 2, None, True, skips)
-            body = body[:body.rfind(b"\n") + 1]
-        else:
-            body += b"\n"
+    if body and not body.endswith(b"\n"):  # even if it parses: a number may be cut short
+        _fail(path, "torn last line (no newline at the end of the file), left out",
+              body.count(b"\n") + 2, None, True, skips)
+        body = body[:body.rfind(b"\n") + 1]
+    body = _clean_text(path, body, header, skip_bad, skips)
     names = [f"c{i}" for i in range(len(header))]
     if not body.strip():
         return _Table(path, {k: np.array([], dtype=object) for k in wanted},
@@ -235,7 +263,7 @@ def read_table(path: Path, wanted: dict[str, str], skip_bad: bool) -> _Table:
     bad: list[tuple[int, int]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        bad.append((-1 if row.number is None else int(row.number) + 1, row.actual_columns))
+        bad.append((-1 if row.number is None else int(row.number), row.actual_columns))
         return "skip"
 
     table = pacsv.read_csv(
@@ -246,14 +274,12 @@ def read_table(path: Path, wanted: dict[str, str], skip_bad: bool) -> _Table:
             column_types={n: pa.string() for n in names}, strings_can_be_null=False,
             include_columns=[names[header.index(c)] for c in dict.fromkeys(wanted.values())]),
     )
-    for line, found in bad:
-        _fail(path, f"{found} fields, header has {len(header)}", line, None, skip_bad, skips)
-    bad_lines = {line for line, _ in bad}
-    if bad_lines or b"\n\n" in body or b"\r\n\r\n" in body or body.startswith((b"\n", b"\r")):
-        lines = [i + 2 for i, ln in enumerate(body.split(b"\n")[:-1])
-                 if ln.strip() and i + 2 not in bad_lines]
-    else:
-        lines = list(range(2, table.num_rows + 2))
+    rows = rawfile.arrow_row_lines(body, table.num_rows, len(bad))
+    for n, found in bad:
+        _fail(path, f"{found} fields, header has {len(header)}",
+              rows[n - 1] if 0 < n <= len(rows) else None, None, skip_bad, skips)
+    numbers = {n for n, _ in bad}
+    lines = [line for k, line in enumerate(rows, start=1) if k not in numbers] if bad else rows
     if len(lines) != table.num_rows:
         raise InputFormatError(path, "rows do not match physical lines (a quoted field spans "
                                "lines?)")
@@ -298,7 +324,8 @@ def _numbers(table: _Table, key: str, column: str, skip: bool, ok: np.ndarray,
 def parse_times(table: _Table, key: str, column: str, unit: str, tz: str, skip: bool,
                 ok: np.ndarray) -> pd.DatetimeIndex:
     """UTC stamps of a time column: ISO text (naive stamps in ``tz``; an offset or ``Z`` is
-    honoured) or numbers since the Unix epoch in ``unit``. Empty or unparsable -> bad row."""
+    honoured) or numbers since the Unix epoch in ``unit``. Empty, unparsable or outside
+    :func:`helpers.core.bounds.stamps_in_range` -> bad row."""
     text = pd.Series(table.text[key], dtype=object).str.strip()
     if unit == "iso":
         text = text.str.replace(_SLASH_DATE, r"\1-\2-\3", regex=True)  # nvidia-smi's dates
@@ -315,9 +342,16 @@ def parse_times(table: _Table, key: str, column: str, unit: str, tz: str, skip: 
     else:
         seconds = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float) * UNITS[
             "timestamp"][unit]
-        stamps = pd.to_datetime(np.round(seconds * 1e9), unit="ns", utc=True)
+        plausible = bounds.stamps_in_range(seconds * MS_PER_S)  # no overflow in the cast
+        _bad(table, ~plausible & np.isfinite(seconds), key, column,
+             f"timestamp outside {bounds.stamp_range_text()}:", skip, ok)
+        stamps = pd.to_datetime(np.round(np.where(plausible, seconds, np.nan) * 1e9), unit="ns",
+                                utc=True)
     _bad(table, np.asarray(stamps.isna()), key, column, "unparsable timestamp", skip, ok)
-    return stamps.as_unit("ms") if len(stamps) else stamps
+    stamps = stamps.as_unit("ms") if len(stamps) else stamps
+    _bad(table, ~bounds.stamps_in_range(np.where(stamps.isna(), np.nan, stamps.asi8)), key,
+         column, f"timestamp outside {bounds.stamp_range_text()}:", skip, ok)
+    return stamps
 
 
 # -- samples, runs, events --------------------------------------------------------------------
@@ -331,8 +365,38 @@ def _text_unit(key: str, m: SamplesMapping) -> str | None:
     return {"power_limit": "W", "temperature": "C", "cpu_usage": "%"}.get(key)
 
 
+def _implausible(table: _Table, key: str, column: str, values: np.ndarray,
+                 bound: tuple[float, float | np.ndarray, str], ok: np.ndarray) -> np.ndarray:
+    """``values`` (pipeline units) with those outside ``bound`` (low, high, unit) set to NaN,
+    each a recorded skip (the row stays; rows already bad are not looked at)."""
+    low, high, unit = bound
+    bad = bounds.outside(values, low, high) & ok
+    for i in np.flatnonzero(bad):
+        top = high[i] if isinstance(high, np.ndarray) else high
+        table.skips.append({"run_id": None, "file": str(table.path),
+                            "line": int(table.lines[i]), "column": column,
+                            "reason": f"{column} {table.text[key][i]!r} is {values[i]:g} {unit}, "
+                                      f"outside {bounds.range_text(low, top, unit)}: set to NaN",
+                            "rows": 0})
+    return np.where(bad, np.nan, values) if bad.any() else values
+
+
+#: Plausible range (low, high, unit) of the optional columns in pipeline units
+#: (helpers.core.bounds; docs/raw-format.md#plausibility-bounds).
+OPTIONAL_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "gpu_index": (0.0, np.inf, ""),
+    "memory_used": (0.0, np.inf, "MiB"), "memory_total": (0.0, np.inf, "MiB"),
+    "ram_used": (0.0, np.inf, "MiB"),
+    "memory_utilisation": (0.0, 1.0, "(fraction)"),
+    "temperature": (*bounds.TEMPERATURE_RANGE_C, "degC"),
+    "power_limit": (*bounds.POWER_LIMIT_RANGE_W, "W"),
+    "cpu_usage": (*bounds.UTILISATION_RANGE_PCT, "%"),
+}
+
+
 def _samples(table: _Table, m: SamplesMapping) -> pd.DataFrame:
-    """One file's samples in pipeline units (bad rows dropped or raised)."""
+    """One file's samples in pipeline units (bad rows dropped or raised; implausible values
+    NaN, recorded)."""
     c = m.columns
     ok = np.ones(len(table.lines), dtype=bool)
     skip = m.skip_bad_rows
@@ -347,6 +411,26 @@ def _samples(table: _Table, m: SamplesMapping) -> pd.DataFrame:
     util = (_numbers(table, "utilisation", c["utilisation"], skip, ok,
                      unit=_text_unit("utilisation", m))
             * m.factor("utilisation") if "utilisation" in c else np.full(len(out), np.nan))
+    memory = m.factor("memory")
+    optional = {}
+    for key, dest in OPTIONAL_COLUMNS.items():
+        if dest is None or key not in c:
+            continue
+        values = _numbers(table, key, c[key], skip, ok, unit=_text_unit(key, m))
+        if key in _MEMORY:
+            values = values * memory
+        if key == "memory_utilisation":
+            values = values * m.factor("utilisation") / 100
+        optional[dest] = _implausible(table, key, c[key], values, OPTIONAL_BOUNDS[key], ok)
+    ceiling = bounds.GPU_POWER_CEILING_W if m.device == "gpu" else bounds.CPU_POWER_CEILING_W
+    top = bounds.max_power_w(optional.get("gpu_max_power"), ceiling)
+    power = _implausible(table, "power", c["power"], power, (0.0, top, "W"), ok)
+    if "energy_counter" in c:
+        counter = _implausible(table, "energy_counter", c["energy_counter"], counter,
+                               (0.0, np.inf, "J"), ok)
+    if "utilisation" in c:
+        util = _implausible(table, "utilisation", c["utilisation"], util,
+                            (*bounds.UTILISATION_RANGE_PCT, "%"), ok)
     if m.device == "gpu":
         out["gpu_power_draw"], out["gpu_energy_counter_j"] = power, counter
         out["gpu_usage"] = util / 100
@@ -356,15 +440,7 @@ def _samples(table: _Table, m: SamplesMapping) -> pd.DataFrame:
         out["cpu_usage"] = util
         out["gpu_power_draw"] = np.nan
     out["device_power_w"] = power
-    memory = m.factor("memory")
-    for key, dest in OPTIONAL_COLUMNS.items():
-        if dest is None or key not in c:
-            continue
-        values = _numbers(table, key, c[key], skip, ok, unit=_text_unit(key, m))
-        if key in _MEMORY:
-            values = values * memory
-        if key == "memory_utilisation":
-            values = values * m.factor("utilisation") / 100
+    for dest, values in optional.items():
         out[dest] = values
     for key in ("run_id", "environment", "architecture", "gpu_name"):
         if key in c:
@@ -376,6 +452,53 @@ def _samples(table: _Table, m: SamplesMapping) -> pd.DataFrame:
     out["source_file"] = table.path.name
     out["line"] = table.lines
     return out.loc[ok].reset_index(drop=True)
+
+
+def _series_problems(samples: pd.DataFrame, paths: dict[str, str], counter: str
+                     ) -> tuple[np.ndarray, list[dict]]:
+    """Per source run and device (``samples`` sorted by time within each): rows repeating an
+    instant and a few rows cut off by long gaps (left out), counter glitches (set to NaN in
+    ``samples``) and counter steps back (noted: a new segment). Returns (rows to drop, skips)."""
+    drop = np.zeros(len(samples), dtype=bool)
+    skips: list[dict] = []
+    t_all = samples["time_utc"].astype("int64").to_numpy() / MS_PER_S
+    c_all = samples[counter].to_numpy(dtype=float, copy=True)
+    lines, files = samples["line"].to_numpy(), samples["source_file"].to_numpy()
+
+    def note(row: int, column: str, reason: str, rows: int) -> None:
+        skips.append({"run_id": None, "file": paths[files[row]], "line": int(lines[row]),
+                      "column": column, "reason": reason, "rows": rows})
+
+    keys = ["source_run_id", "gpu_index"] if "gpu_index" in samples else ["source_run_id"]
+    for rows in samples.groupby(keys, sort=False, dropna=False).indices.values():
+        t = t_all[rows]
+        repeat = np.zeros(len(rows), dtype=bool)
+        repeat[1:] = t[1:] == t[:-1]
+        for k in np.flatnonzero(repeat):
+            note(rows[k], "timestamp", f"repeated timestamp (as line {int(lines[rows[k - 1]])}) "
+                 "for this run and device: left out", 1)
+        alive = rows[~repeat]
+        alone = bounds.isolated_rows(t_all[alive])
+        for row in alive[alone]:
+            note(row, "timestamp", f"more than {bounds.MAX_SAMPLE_GAP_S:g} s away from the rest "
+                 "of the run (an isolated bad stamp): left out", 1)
+        drop[rows[repeat]] = True
+        drop[alive[alone]] = True
+        alive = alive[~alone]
+        glitch = bounds.counter_glitches(t_all[alive], c_all[alive])
+        for row in alive[glitch]:
+            note(row, counter, f"{counter} {c_all[row]:g} J breaks the counter's line (a glitch; "
+                 "its neighbours agree): set to NaN", 0)
+        c_all[alive[glitch]] = np.nan
+        read = alive[np.isfinite(c_all[alive])]
+        steps = np.diff(c_all[read])
+        fine = bounds.counter_step_ok(steps, np.diff(t_all[read]), bounds.COUNTER_MAX_POWER_W)
+        for k in np.flatnonzero(~fine):
+            note(read[k + 1], counter, f"{counter} steps back or jumps ({c_all[read[k]]:g} J to "
+                 f"{c_all[read[k + 1]]:g} J: a reset or wrap): a new counter segment starts; "
+                 "the energy of this one interval is not counted", 0)
+    samples[counter] = c_all
+    return drop, skips
 
 
 def _read_runs_file(folder: Path, m: SamplesMapping) -> pd.DataFrame:
@@ -453,6 +576,19 @@ def _events(folder: Path, m: SamplesMapping, ids: pd.Series, skips: list[dict]) 
                       cols.get("run_id"), "reason": f"event of unknown run {r.source_run_id!r}",
                       "rows": 1})
     ev = ev.dropna(subset=["run_id"]).assign(val_accuracy=np.nan, val_f1=np.nan)
+    ev = ev.sort_values(["run_id", "time_utc"], kind="stable").reset_index(drop=True)
+    drop = np.zeros(len(ev), dtype=bool)
+    for rows in ev.groupby("run_id", sort=False).indices.values():
+        sub = ev.iloc[rows]
+        left_out, notes = merge.phase_event_problems(
+            sub["event"].to_numpy(), sub["epoch"].to_numpy(dtype=float),
+            sub["time_utc"].astype("int64").to_numpy() / MS_PER_S)
+        for i, why in sorted({**notes, **left_out}.items()):
+            skips.append({"run_id": sub["run_id"].iat[i], "file": str(path),
+                          "line": int(sub["line"].iat[i]), "column": cols["event"],
+                          "reason": why, "rows": int(i in left_out)})
+        drop[rows[list(left_out)]] = True
+    ev = ev.loc[~drop]
     if ev.empty:
         return empty
     return ev[EVENT_COLUMNS].sort_values(["run_id", "time_utc"], kind="stable").reset_index(
@@ -492,6 +628,12 @@ def read_samples(files: list[Path], mapping: dict[str, Any], mapping_file: Path,
     samples = pd.concat(parts, ignore_index=True).rename(columns={"run_id": "source_run_id"})
     if samples.empty:
         raise InputFormatError(files[0], "no samples left to read (every row bad or empty)")
+    samples = samples.sort_values("time_utc", kind="stable").reset_index(drop=True)
+    counter = "gpu_energy_counter_j" if m.device == "gpu" else "cpu_energy_counter_j"
+    drop, series_skips = _series_problems(samples, {Path(f).name: str(f) for f in files},
+                                          counter)
+    samples = samples.loc[~drop].reset_index(drop=True)
+    skips += series_skips
     runs_file = _read_runs_file(mapping_file.parent, m)
     ident = _identify(samples, m, runs_file)
     samples = samples.drop(columns=[c for c in ("environment", "architecture") if c in samples])

@@ -5,10 +5,21 @@ Layout: ``raw/<environment>/<architecture>/gpu-power-<YYYYmmddTHHMMSS>.csv`` and
 nvidia-smi with ``", "`` separators); values carry units as text (``"119.17 W"``), which are
 parsed with their decimals. Stamps are local wall-clock time; ``tz`` converts them to UTC.
 
-Bad input never crashes inside pandas: file-level problems (empty, header-less, unknown header)
-and row-level problems (torn last line, wrong field count, non-numeric value, unparsable or
-out-of-order stamp) become :class:`Skip` records naming file, line and column, or raise
-:class:`~helpers.core.errors.InputFormatError` when ``strict=True``.
+Bad input never crashes inside pandas or pyarrow (docs/raw-format.md#plausibility-bounds):
+
+* file-level problems (a folder or unreadable file where a log should be, empty, header-less,
+  unknown header) leave the file out;
+* row-level problems leave the row out: torn last line, wrong field count, a line that is not
+  UTF-8 or holds a stray carriage return, a non-numeric value, an unparsable stamp or one
+  outside :func:`helpers.core.bounds.stamps_in_range`, a stamp out of order (the fewest rows
+  are dropped so that the rest increase), a repeated stamp, a few rows cut off from the rest by
+  gaps over :data:`helpers.core.bounds.MAX_SAMPLE_GAP_S`;
+* cell-level problems set the cell to NaN: a value outside :data:`VALUE_BOUNDS`
+  (utilisation over 100 %, negative or implausibly high power, ...).
+
+Each is a :class:`Skip` record naming file, line, column and reason (``rows``: rows left
+out), or raises :class:`~helpers.core.errors.InputFormatError` when ``strict=True``. A UTF-8
+byte-order mark and CRLF line ends are read as usual.
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ from __future__ import annotations
 import io
 import re
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +36,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from helpers.core import bounds
 from helpers.core.errors import InputFormatError
+from helpers.core.units import MS_PER_S
+from helpers.readers import rawfile
+from helpers.readers.rawfile import Skip
 
 #: Default timezone of the published local-time stamps (the study ran in Barcelona).
 DEFAULT_TZ = "Europe/Madrid"
@@ -59,18 +74,22 @@ GPU_NUMERIC = {
 CPU_HEADER = ["timestamp", "cpu usage (%)", "memory usage (MB)", "temperature (Celsius)"]
 CPU_COLUMNS = {"cpu usage (%)": "cpu_usage", "memory usage (MB)": "memory_usage",
                "temperature (Celsius)": "cpu_temperature_c"}
+#: Plausible range of each numeric column in the file's units (helpers.core.bounds): (low, high,
+#: unit). The power draw's upper bound is POWER_LIMIT_FACTOR x its row's power limit where that
+#: is plausible, else GPU_POWER_CEILING_W. A value outside becomes NaN with a recorded skip.
+VALUE_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "gpu_usage": (*bounds.UTILISATION_RANGE_PCT, "%"),
+    "gpu_memory_usage": (*bounds.UTILISATION_RANGE_PCT, "%"),
+    "gpu_total_memory": (0.0, np.inf, "MiB"),
+    "gpu_memory_used": (0.0, np.inf, "MiB"),
+    "gpu_max_power": (*bounds.POWER_LIMIT_RANGE_W, "W"),
+    "gpu_power_draw": (0.0, bounds.GPU_POWER_CEILING_W, "W"),
+    "gpu_temperature": (*bounds.TEMPERATURE_RANGE_C, "degC"),
+    "cpu usage (%)": (*bounds.UTILISATION_RANGE_PCT, "%"),
+    "memory usage (MB)": (0.0, np.inf, "MiB"),
+    "temperature (Celsius)": (*bounds.TEMPERATURE_RANGE_C, "degC"),
+}
 STAMP_RE = re.compile(r"^(gpu-power|cpu-mem-usage)-(\d{8}T\d{6})\.csv$")
-
-
-@dataclass(frozen=True)
-class Skip:
-    """A recorded, counted skip: what was left out of which file, where and why."""
-
-    file: str
-    line: int | None
-    column: str | None
-    reason: str
-    rows: int = 1
 
 
 @dataclass
@@ -90,16 +109,33 @@ def _fail(path: Path, reason: str, line: int | None, column: str | None,
     return Skip(str(path), line, column, reason)
 
 
+def _clean_body(path: Path, body: bytes, names: list[str], strict: bool
+                ) -> tuple[bytes, list[Skip]]:
+    """Leave out (record, and empty) lines that are not UTF-8 or hold a stray carriage return
+    (CRLF line ends are fine). Lines of ``body`` are numbered from 2 (line 1 is the header)."""
+    skips = []
+    bad = {b.line: (b.reason(), rawfile.field_name(names, b.field))
+           for b in rawfile.bad_text_lines(body)}
+    for number in rawfile.stray_cr_lines(body):
+        bad.setdefault(number, ("stray carriage return inside the line: row left out", None))
+    for number in sorted(bad):
+        reason, column = bad[number]
+        skips.append(_fail(path, reason, number + 1, column, strict))
+    return rawfile.blank_lines(body, sorted(bad)), skips
+
+
 def _read_rows(path: Path, raw: bytes, names: list[str], strict: bool
                ) -> tuple[pa.Table, np.ndarray, list[Skip]]:
     """Parse the body (after the header line) as strings. Returns the Arrow table, the
-    physical line number of each row, and skips for torn or malformed rows."""
+    physical line number of each row, and skips for torn, undecodable or malformed rows."""
     skips: list[Skip] = []
     body = raw[raw.index(b"\n") + 1:]
     if body and not body.endswith(b"\n"):
         skips.append(_fail(path, "last line not newline-terminated (torn write), left out",
                            body.count(b"\n") + 2, None, strict))
         body = body[:body.rfind(b"\n") + 1]
+    body, bad_text = _clean_body(path, body, names, strict)
+    skips.extend(bad_text)
     if not body.strip():  # nothing left but a torn line: pyarrow rejects an empty body
         table = pa.table({n: pa.array([], pa.string()) for n in names})
         return table, np.zeros(0, dtype=np.int64), skips
@@ -107,8 +143,7 @@ def _read_rows(path: Path, raw: bytes, names: list[str], strict: bool
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         # only record here: pyarrow swallows exceptions raised inside this handler
-        line = -1 if row.number is None else int(row.number) + 1  # +1: the header line
-        bad_rows.append((line, row.actual_columns))
+        bad_rows.append((-1 if row.number is None else int(row.number), row.actual_columns))
         return "skip"
 
     table = pacsv.read_csv(
@@ -119,15 +154,15 @@ def _read_rows(path: Path, raw: bytes, names: list[str], strict: bool
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names}, strings_can_be_null=False),
     )
-    skips.extend(_fail(path, f"expected {len(names)} fields, found {found}", line, None, strict)
-                 for line, found in bad_rows)
-    bad_lines = [line for line, _ in bad_rows]
-    if bad_lines or b"\n\n" in body or body.startswith(b"\n"):
-        lines = [i + 2 for i, ln in enumerate(body.split(b"\n")[:-1])
-                 if ln.strip() and i + 2 not in bad_lines]
-    else:
-        lines = range(2, table.num_rows + 2)
-    return table, np.asarray(lines, dtype=np.int64), skips
+    rows = rawfile.arrow_row_lines(body, table.num_rows, len(bad_rows))
+    bad = dict(bad_rows)
+    skips.extend(_fail(path, f"expected {len(names)} fields, found {found}",
+                       rows[n - 1] if 0 < n <= len(rows) else None, None, strict)
+                 for n, found in bad_rows)
+    kept = [line for k, line in enumerate(rows, start=1) if k not in bad] if bad else rows
+    if len(kept) != table.num_rows:  # never seen; guards the line numbers of every skip
+        raise InputFormatError(path, "rows do not match physical lines")
+    return table, np.asarray(kept, dtype=np.int64), skips
 
 
 NUMBER_RE = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
@@ -167,39 +202,85 @@ def _to_numeric(table: pa.Table, col: str, unit: str, lines: np.ndarray, path: P
     return values, ok, _bad_rows(path, raw, ok, lines, col, "non-numeric value", strict)
 
 
+def _cast_stamps(text: pa.ChunkedArray, ok: np.ndarray) -> pd.DatetimeIndex:
+    """Naive stamps of ISO-like text (rows not ``ok`` -> NaT). Arrow parses all at once; a
+    well-formed but impossible stamp (month 13, 29 February 2023) fails the whole column there,
+    so pandas then parses row by row, impossible stamps becoming NaT."""
+    try:
+        stamps = pc.cast(_null_where_bad(text, ok), pa.timestamp("us"))
+        return pd.DatetimeIndex(stamps.to_numpy(zero_copy_only=False))
+    except pa.ArrowInvalid:
+        values = pd.Series(text.to_numpy(zero_copy_only=False)).where(ok)
+        parsed = pd.to_datetime(values, format="ISO8601", errors="coerce")
+        return pd.DatetimeIndex(parsed).as_unit("us")
+
+
 def _parse_time(table: pa.Table, lines: np.ndarray, tz: str, path: Path, strict: bool
                 ) -> tuple[pd.DatetimeIndex, np.ndarray, list[Skip]]:
     """Parse local ISO-like stamps (``-`` or ``/`` date separators, optional fraction: Python's
-    isoformat drops it when microseconds are 0) and convert them from ``tz`` to UTC (ms)."""
+    isoformat drops it when microseconds are 0) and convert them from ``tz`` to UTC (ms).
+    Stamps outside :func:`helpers.core.bounds.stamps_in_range` are bad rows too."""
     raw = table.column("timestamp")
     text = pc.replace_substring(pc.utf8_trim_whitespace(raw), "/", "-")
     ok = pc.match_substring_regex(text, TIME_RE).to_numpy(zero_copy_only=False)
-    stamps = pc.cast(_null_where_bad(text, ok), pa.timestamp("us"))
-    local = pd.DatetimeIndex(stamps.to_numpy(zero_copy_only=False))
+    local = _cast_stamps(text, ok)
     utc = local.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").tz_convert("UTC").as_unit("ms")
     ok = ok & ~np.asarray(utc.isna())
-    return utc, ok, _bad_rows(path, raw, ok, lines, "timestamp", "unparsable timestamp", strict)
+    skips = _bad_rows(path, raw, ok, lines, "timestamp", "unparsable timestamp", strict)
+    in_range = bounds.stamps_in_range(np.where(ok, utc.asi8, 0))
+    if not in_range[ok].all():
+        skips += _bad_rows(path, raw, in_range | ~ok, lines, "timestamp",
+                           f"timestamp outside {bounds.stamp_range_text()}:", strict)
+        ok &= in_range
+    return utc, ok, skips
 
 
-def _drop_out_of_order(df: pd.DataFrame, path: Path, strict: bool
-                       ) -> tuple[pd.DataFrame, list[Skip]]:
+def _repeats(df: pd.DataFrame, rows: np.ndarray, t: np.ndarray) -> list[tuple[int, str]]:
+    """(row, reason) of the rows (positions ``rows`` of ``df``, stamps ``t``) whose stamp
+    repeats the previous one's."""
+    out = []
+    for k in np.flatnonzero(t[1:] == t[:-1]) + 1:
+        a, b = df.iloc[rows[k - 1]], df.iloc[rows[k]]
+        differ = not a.drop("line").equals(b.drop("line"))
+        out.append((int(rows[k]), f"repeated timestamp (as line {int(a['line'])})"
+                    + (" with different values" if differ else "")))
+    return out
+
+
+def _order_rows(df: pd.DataFrame, path: Path, strict: bool) -> tuple[pd.DataFrame, list[Skip]]:
+    """Keep the rows whose stamps increase (bounds.increasing_keep: the fewest rows dropped),
+    then drop repeated stamps and a few rows cut off from the rest by long gaps
+    (bounds.isolated_rows); each dropped row is a recorded skip."""
     t = df["time_utc"].astype("int64").to_numpy()
-    back = np.zeros(len(t), dtype=bool)
-    if len(t) > 1:
-        back[1:] = t[1:] < np.maximum.accumulate(t)[:-1]
-    if not back.any():
+    step = np.diff(t)
+    if (step > 0).all() and not (step > bounds.MAX_SAMPLE_GAP_S * MS_PER_S).any():
+        return df, []  # the common case: nothing to look at
+    drop = ~bounds.increasing_keep(t, strict=False)
+    reasons = [(int(i), "timestamp out of order (not between its neighbours' stamps)")
+               for i in np.flatnonzero(drop)]
+    kept = np.flatnonzero(~drop)
+    repeat = _repeats(df, kept, t[kept])
+    reasons += repeat
+    drop[[i for i, _ in repeat]] = True
+    kept = np.flatnonzero(~drop)
+    alone = bounds.isolated_rows(t[kept] / MS_PER_S)
+    reasons += [(int(i), f"timestamp more than {bounds.MAX_SAMPLE_GAP_S:g} s away from the "
+                         "rest of the file (an isolated bad stamp)") for i in kept[alone]]
+    drop[kept[alone]] = True
+    if not reasons:
         return df, []
-    skips = [
-        _fail(path, "timestamp earlier than a previous sample (out of order)",
-              int(df["line"].iat[i]), "timestamp", strict)
-        for i in np.flatnonzero(back)
-    ]
-    return df.loc[~back].reset_index(drop=True), skips
+    skips = [_fail(path, why, int(df["line"].iat[i]), "timestamp", strict)
+             for i, why in sorted(reasons)]
+    return df.loc[~drop].reset_index(drop=True), skips
 
 
 def _read_head(path: Path, strict: bool) -> tuple[bytes, list[str] | None, Skip | None]:
-    """Read the file and split its first line; empty or header-only files give a skip."""
-    raw = path.read_bytes()
+    """Read the file (a UTF-8 byte-order mark dropped) and split its first line; a folder, an
+    unreadable, empty or header-only file gives a skip."""
+    try:
+        raw = rawfile.read_bytes(path)
+    except InputFormatError as err:
+        return b"", None, _fail(path, err.reason, None, None, strict)
     if not raw.strip():
         return raw, None, _fail(path, "empty file", None, None, strict)
     first, _, rest = raw.partition(b"\n")
@@ -215,21 +296,51 @@ def _header_skip(path: Path, header: list[str], strict: bool) -> Skip:
     return _fail(path, reason, 1, None, strict)
 
 
+def _implausible(path: Path, values: dict[str, np.ndarray], ok: np.ndarray,
+                 lines: np.ndarray, strict: bool) -> list[Skip]:
+    """Set values outside :data:`VALUE_BOUNDS` (file units) to NaN in ``values``, recording a
+    skip for each cell (rows already left out are not looked at). The power draw's bound
+    follows its row's power limit (checked first)."""
+    skips = []
+    for col, (low, high, unit) in VALUE_BOUNDS.items():
+        if col not in values:
+            continue
+        if col == "gpu_power_draw":
+            high = bounds.max_power_w(values["gpu_max_power"], bounds.GPU_POWER_CEILING_W)
+        v = values[col]
+        if v.size and low <= v.min() and v.max() <= np.min(high):  # fast: all in (no NaN)
+            continue
+        bad = bounds.outside(v, low, high) & ok
+        for i in np.flatnonzero(bad):
+            top = high[i] if isinstance(high, np.ndarray) else high
+            skips.append(_fail(path, f"{col} {v[i]:g} {unit} outside "
+                               f"{bounds.range_text(low, top, unit)}: set to NaN",
+                               int(lines[i]), col, strict))
+        if bad.any():  # Arrow's arrays are read-only: a new one
+            values[col] = np.where(bad, np.nan, v)
+    return [replace(s, rows=0) for s in skips]
+
+
 def _parse_body(path: Path, raw: bytes, names: list[str], numeric: dict[str, tuple[str, float]],
                 rename: dict[str, str], tz: str, strict: bool
                 ) -> tuple[pd.DataFrame, list[Skip]]:
-    """Parse rows, numeric columns and stamps; drop (and record) bad and out-of-order rows."""
+    """Parse rows, numeric columns and stamps; drop (and record) bad and out-of-order rows;
+    set implausible values to NaN (recorded)."""
     table, lines, skips = _read_rows(path, raw, names, strict)
     time_utc, ok, s = _parse_time(table, lines, tz, path, strict)
     skips.extend(s)
+    values: dict[str, np.ndarray] = {}
+    for col in names[1:]:
+        if col in numeric:
+            values[col], col_ok, s = _to_numeric(table, col, numeric[col][0], lines, path,
+                                                 strict)
+            ok &= col_ok
+            skips.extend(s)
+    skips.extend(_implausible(path, values, ok, lines, strict))
     data: dict[str, object] = {"time_utc": time_utc}
     for col in names[1:]:
         if col in numeric:
-            unit, scale = numeric[col]
-            values, col_ok, s = _to_numeric(table, col, unit, lines, path, strict)
-            data[rename.get(col, col)] = values * scale
-            ok &= col_ok
-            skips.extend(s)
+            data[rename.get(col, col)] = values[col] * numeric[col][1]
         else:
             text = pc.utf8_trim_whitespace(table.column(col)).to_numpy(zero_copy_only=False)
             data[rename.get(col, col)] = text
@@ -237,7 +348,7 @@ def _parse_body(path: Path, raw: bytes, names: list[str], numeric: dict[str, tup
     df = pd.DataFrame(data)
     if not ok.all():
         df = df.loc[ok].reset_index(drop=True)
-    df, order_skips = _drop_out_of_order(df, path, strict)
+    df, order_skips = _order_rows(df, path, strict)
     return df, skips + order_skips
 
 
@@ -337,20 +448,37 @@ class Seaa2023Logs:
     skips: pd.DataFrame
 
 
-def _parse_run(args: tuple[str, Path | None, Path | None, str, str, bool]
-               ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, list[dict]]:
+@dataclass
+class _ParsedRun:
+    """One run's GPU and CPU samples (None: no file), its skips, and in strict mode the first
+    error as (file, reason, line, column): an InputFormatError does not survive the trip back
+    from a worker process (its pickled form lacks the constructor's arguments)."""
+
+    gpu: pd.DataFrame | None
+    cpu: pd.DataFrame | None
+    skips: list[dict]
+    error: tuple[str, str, int | None, str | None] | None = None
+
+
+def _parse_run(args: tuple[str, Path | None, Path | None, str, str, bool]) -> _ParsedRun:
     """Parse one run's GPU and CPU logs (runs in a worker process)."""
     run_id, gpu_file, cpu_file, raw_dir, tz, strict = args
     frames: list[pd.DataFrame | None] = []
     skips: list[dict] = []
+    present = Path(gpu_file or cpu_file)
+    stamp = STAMP_RE.match(present.name).group(2)
     for path, reader, name in ((gpu_file, read_gpu_log, "gpu-power"),
                                (cpu_file, read_cpu_log, "cpu-mem-usage")):
         if path is None:
             frames.append(None)
-            skips.append({"run_id": run_id, "file": None, "line": None, "column": None,
+            missing = (present.parent / f"{name}-{stamp}.csv").relative_to(raw_dir)
+            skips.append({"run_id": run_id, "file": str(missing), "line": None, "column": None,
                           "reason": f"no {name} file for this stamp", "rows": 0})
             continue
-        log = reader(path, tz, strict)
+        try:
+            log = reader(path, tz, strict)
+        except InputFormatError as err:  # strict only: raised again by read_logs
+            return _ParsedRun(None, None, [], (str(err.path), err.reason, err.line, err.column))
         rel = str(Path(path).relative_to(raw_dir))
         df = log.data
         df.insert(0, "run_id", run_id)
@@ -360,7 +488,7 @@ def _parse_run(args: tuple[str, Path | None, Path | None, str, str, bool]
                 df[col] = df[col].astype("category")
         frames.append(df)
         skips.extend({"run_id": run_id, **asdict(s), "file": rel} for s in log.skips)
-    return frames[0], frames[1], skips
+    return _ParsedRun(frames[0], frames[1], skips)
 
 
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -374,7 +502,12 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
 def read_logs(raw_dir: str | Path, tz: str = DEFAULT_TZ, strict: bool = False,
               workers: int = 2) -> Seaa2023Logs:
     """Discover and parse every run under ``raw_dir``, ``workers`` processes in parallel
-    (1: in this process)."""
+    (1: in this process).
+
+    Not ``strict`` (the default): every problem of a row, a cell or a whole file (unreadable,
+    a folder, empty, unknown header) is a recorded skip and the other files are read; a run
+    whose file is unusable keeps its place in ``runs`` with no samples from it. ``strict``:
+    the first problem raises :class:`InputFormatError` naming file, line and column."""
     raw_dir = Path(raw_dir)
     runs = discover_runs(raw_dir)
     if runs.empty:
@@ -386,11 +519,17 @@ def read_logs(raw_dir: str | Path, tz: str = DEFAULT_TZ, strict: bool = False,
             parsed = list(pool.map(_parse_run, jobs, chunksize=8))
     else:
         parsed = [_parse_run(j) for j in jobs]
-    gpu_all = _concat([g for g, _, _ in parsed if g is not None])
-    cpu_parts = [c for _, c, _ in parsed if c is not None]
+    error = next((p.error for p in parsed if p.error is not None), None)
+    if error is not None:
+        file, reason, line, column = error
+        raise InputFormatError(file, reason, line=line, column=column)
+    gpu_parts = [p.gpu for p in parsed if p.gpu is not None]
+    gpu_all = _concat(gpu_parts) if gpu_parts else _empty_frame(
+        ["run_id", "time_utc", *GPU_COLUMNS[1:], "line", "source_file"])
+    cpu_parts = [p.cpu for p in parsed if p.cpu is not None]
     cpu_all = _concat(cpu_parts) if cpu_parts else _empty_frame(
         ["run_id", "time_utc", *CPU_COLUMNS.values(), "line", "source_file"])
-    skips = [s for _, _, run_skips in parsed for s in run_skips]
+    skips = [s for p in parsed for s in p.skips]
     runs = runs.copy()
     runs["n_gpu_samples"] = runs["run_id"].map(gpu_all.groupby("run_id").size()).fillna(0)
     runs["n_cpu_samples"] = runs["run_id"].map(cpu_all.groupby("run_id").size()).fillna(0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.core import energy
+from helpers.core import energy, rules
 
 
 def irregular_times(n: int, t0: float, t1: float, seed: int = 0) -> np.ndarray:
@@ -87,9 +87,40 @@ def test_counter_energy() -> None:
     wrap = 2.0**32 / 1000.0  # a 32-bit millijoule counter, in joules
     readings = np.array([wrap - 10.0, wrap - 4.0, 3.0, 8.0])
     assert energy.counter_energy_j(readings, wrap_j=wrap) == pytest.approx(18.0)
-    with pytest.raises(ValueError, match="wrap"):
-        energy.counter_energy_j(readings)
+    # without the range, the step back starts a new segment: 6 J + (not counted) + 5 J
+    assert energy.counter_energy_j(readings) == pytest.approx(11.0)
     assert np.isnan(energy.counter_energy_j(np.array([5.0, np.nan])))
+
+
+def test_counter_reset_starts_a_new_segment_never_an_error() -> None:
+    # a driver reload at t = 3: the counter restarts near 0 and goes on
+    t = np.arange(7.0)
+    c = np.array([5000.0, 5100.0, 5200.0, 4.0, 104.0, 204.0, 304.0])
+    np.testing.assert_allclose(energy.counter_increments_j(c, t),
+                               [0, 100, 100, 0, 100, 100, 100])
+    assert energy.counter_energy_j(c, time_s=t) == pytest.approx(500.0)
+    # windows across the reset add up to the whole, and to the sum of segment deltas
+    parts = [energy.window_counter_j(t, c, a, b) for a, b in ((0, 2.5), (2.5, 3.5), (3.5, 6))]
+    assert sum(parts) == pytest.approx(500.0)
+    assert parts[1] == pytest.approx(50.0)  # 2.5-3 of the interval before, 3-3.5 after
+    # a step implying more than COUNTER_MAX_POWER_W (a corrupt reading) also starts one
+    jump = np.array([100.0, 200.0, 200.0 + 1e9, 1e9 + 300.0])
+    assert energy.counter_energy_j(jump, time_s=np.arange(4.0)) == pytest.approx(200.0)
+    assert energy.counter_energy_j(jump) == pytest.approx(1e9 + 200.0)  # no time: no rate
+
+
+def test_counter_cut_short_by_dropped_readings_is_not_the_run_energy() -> None:
+    # the counter's last readings were left out as implausible: it stops 6 s before the last
+    # row, more than its largest gap between readings (1 s), so the trapezoid is used
+    t = np.arange(12.0)
+    power = np.full(12, 100.0)
+    counter = np.where(t < 6, 1000.0 + 100.0 * t, np.nan)
+    e, method, trap = energy.gpu_energy_j([(t, power, counter)], "none")
+    assert (e, method) == (pytest.approx(1100.0), rules.TRAPEZOID)
+    assert trap == pytest.approx(1100.0)
+    counter = np.where(t % 2 == 0, 1000.0 + 100.0 * t, np.nan)  # every 2 s to t = 10 of 11
+    e, method, _ = energy.gpu_energy_j([(t, power, counter)], "none")
+    assert (e, method) == (pytest.approx(1000.0), rules.NVML_COUNTER)
 
 
 def test_ram_model_by_hand() -> None:
