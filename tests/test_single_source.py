@@ -9,6 +9,7 @@ may use the values freely.
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,9 @@ RULE_FUNCTIONS = {
 }
 
 
+@cache
 def _trees() -> dict[Path, ast.Module]:
+    """Every module of the package, parsed once per test session."""
     return {p.relative_to(PACKAGE): ast.parse(p.read_text(encoding="utf-8"))
             for p in sorted(PACKAGE.rglob("*.py"))}
 
