@@ -27,7 +27,7 @@ from helpers.core import gpu_specs
 
 #: Candidate pre-training features (per-run columns), in order; those absent or all-NaN in a
 #: dataset are dropped with a reason. GPU memory and cores come from ``gpu_specs``.
-PRE_FEATURES = ("gflops", "params", "batch_size", "input_size", "train_size",
+PRE_FEATURES = ("gflops", "params", "batch_size", "input_size_px", "train_size",
                 "gpu_power_limit_w", "gpu_memory_gb", "gpu_cuda_cores", "ram_total_gb")
 
 #: PRE targets: per-run quantity -> how it is formed from measured columns (the training
