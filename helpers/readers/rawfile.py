@@ -5,8 +5,13 @@ NUL byte), and record what is left out (:class:`Skip`, docs/raw-format.md#plausi
 from __future__ import annotations
 
 import codecs
+import io
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from helpers.core.errors import InputFormatError
 
@@ -123,3 +128,39 @@ def arrow_row_lines(body: bytes, n_rows: int, n_bad: int, first: int = 2) -> lis
         return range(first, first + n_rows + n_bad)
     return [i + first for i, line in enumerate(body.split(b"\n")[:-1])
             if line not in (b"", b"\r")]
+
+
+def read_string_rows(path: Path, body: bytes, names: list[str], *, quote: bool = True,
+                     include: list[str] | None = None
+                     ) -> tuple[pa.Table, np.ndarray, list[tuple[int | None, int]]]:
+    """Parse ``body`` (the non-empty CSV lines after the header line) into string columns
+    ``names`` (only those in ``include`` where given; ``quote=False`` for files that never
+    quote, so that a stray ``"`` cannot swallow the following lines).
+
+    Returns the table, the physical line number of each row kept (the header is line 1), and
+    ``(line, fields found)`` of each line rejected for its number of fields (line None where
+    pyarrow does not say), for the caller to record or raise."""
+    rejected: list[tuple[int, int]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        # only record here: pyarrow swallows exceptions raised inside this handler
+        rejected.append((-1 if row.number is None else int(row.number), row.actual_columns))
+        return "skip"
+
+    table = pacsv.read_csv(
+        io.BytesIO(body),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+        parse_options=pacsv.ParseOptions(quote_char='"' if quote else False,
+                                         invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, strings_can_be_null=False,
+            include_columns=include),
+    )
+    rows = arrow_row_lines(body, table.num_rows, len(rejected))
+    numbers = {n for n, _ in rejected}
+    kept = [line for k, line in enumerate(rows, start=1) if k not in numbers] if rejected else rows
+    if len(kept) != table.num_rows:  # guards the line numbers of every skip
+        raise InputFormatError(path, "rows do not match physical lines (a quoted field spans "
+                               "lines?)")
+    bad = [(rows[n - 1] if 0 < n <= len(rows) else None, found) for n, found in rejected]
+    return table, np.asarray(kept, dtype=np.int64), bad

@@ -66,7 +66,6 @@ as usual.
 from __future__ import annotations
 
 import csv
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,8 +73,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from helpers.core import bounds
 from helpers.core.errors import InputFormatError
@@ -260,32 +257,13 @@ def read_table(path: Path, wanted: dict[str, str], skip_bad: bool) -> _Table:
     if not body.strip():
         return _Table(path, {k: np.array([], dtype=object) for k in wanted},
                       np.zeros(0, dtype=np.int64), skips)
-    bad: list[tuple[int, int]] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        bad.append((-1 if row.number is None else int(row.number), row.actual_columns))
-        return "skip"
-
-    table = pacsv.read_csv(
-        io.BytesIO(body),
-        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, strings_can_be_null=False,
-            include_columns=[names[header.index(c)] for c in dict.fromkeys(wanted.values())]),
-    )
-    rows = rawfile.arrow_row_lines(body, table.num_rows, len(bad))
-    for n, found in bad:
-        _fail(path, f"{found} fields, header has {len(header)}",
-              rows[n - 1] if 0 < n <= len(rows) else None, None, skip_bad, skips)
-    numbers = {n for n, _ in bad}
-    lines = [line for k, line in enumerate(rows, start=1) if k not in numbers] if bad else rows
-    if len(lines) != table.num_rows:
-        raise InputFormatError(path, "rows do not match physical lines (a quoted field spans "
-                               "lines?)")
+    include = [names[header.index(c)] for c in dict.fromkeys(wanted.values())]
+    table, lines, bad = rawfile.read_string_rows(path, body, names, include=include)
+    for line, found in bad:
+        _fail(path, f"{found} fields, header has {len(header)}", line, None, skip_bad, skips)
     text = {key: table.column(names[header.index(col)]).to_numpy(zero_copy_only=False)
             for key, col in wanted.items()}
-    return _Table(path, text, np.asarray(lines, dtype=np.int64), skips)
+    return _Table(path, text, lines, skips)
 
 
 def _bad(table: _Table, mask: np.ndarray, key: str, column: str, what: str, skip: bool,

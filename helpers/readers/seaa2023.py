@@ -24,7 +24,6 @@ byte-order mark and CRLF line ends are read as usual.
 
 from __future__ import annotations
 
-import io
 import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -34,7 +33,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from helpers.core import bounds
 from helpers.core.errors import InputFormatError
@@ -139,30 +137,10 @@ def _read_rows(path: Path, raw: bytes, names: list[str], strict: bool
     if not body.strip():  # nothing left but a torn line: pyarrow rejects an empty body
         table = pa.table({n: pa.array([], pa.string()) for n in names})
         return table, np.zeros(0, dtype=np.int64), skips
-    bad_rows: list[tuple[int, int]] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        # only record here: pyarrow swallows exceptions raised inside this handler
-        bad_rows.append((-1 if row.number is None else int(row.number), row.actual_columns))
-        return "skip"
-
-    table = pacsv.read_csv(
-        io.BytesIO(body),
-        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
-        # the logs never quote: a stray '"' must not swallow the following lines
-        parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, strings_can_be_null=False),
-    )
-    rows = rawfile.arrow_row_lines(body, table.num_rows, len(bad_rows))
-    bad = dict(bad_rows)
-    skips.extend(_fail(path, f"expected {len(names)} fields, found {found}",
-                       rows[n - 1] if 0 < n <= len(rows) else None, None, strict)
-                 for n, found in bad_rows)
-    kept = [line for k, line in enumerate(rows, start=1) if k not in bad] if bad else rows
-    if len(kept) != table.num_rows:  # never seen; guards the line numbers of every skip
-        raise InputFormatError(path, "rows do not match physical lines")
-    return table, np.asarray(kept, dtype=np.int64), skips
+    table, kept, bad = rawfile.read_string_rows(path, body, names, quote=False)
+    skips.extend(_fail(path, f"expected {len(names)} fields, found {found}", line, None, strict)
+                 for line, found in bad)
+    return table, kept, skips
 
 
 NUMBER_RE = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
