@@ -30,11 +30,12 @@ figures: $(STAMP)
 	$(BIN)/python -m helpers.runner $(if $(VERBOSE),--verbose )$(DATASETS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
+# Both run the tests on two worker processes (pytest-xdist).
 # The tests not marked slow (no notebook runs, no real training).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check helpers tests benchmarks notebooks

@@ -19,9 +19,12 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 def _pyproject_pins() -> dict[str, str]:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    deps = data["project"]["dependencies"] + data["project"]["optional-dependencies"]["dev"]
+    extras = data["project"]["optional-dependencies"]
+    deps = data["project"]["dependencies"] + [d for group in extras.values() for d in group]
     pins = {}
     for dep in deps:
+        if dep.startswith(data["project"]["name"] + "["):
+            continue  # the dev extra includes the other extras by name
         name, _, version = dep.partition("==")
         assert version, f"pyproject dependency {dep!r} is not pinned with =="
         pins[name.lower()] = version

@@ -27,6 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "plots": {"core", "readers", "analysis", "estimate", "plots"},
     "stages": {"core", "readers", "analysis", "estimate", "collect", "plots", "stages"},
     "runner": {"core", "stages"},
+    "marks": {"core"},
+    "__main__": {"collect"},
 }
 #: Third-party modules of the measurement stack (only helpers/collect may import them).
 MEASUREMENT_MODULES = {"torch", "torchvision", "pynvml", "psutil"}
