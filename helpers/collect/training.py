@@ -26,8 +26,10 @@ Live STEP forecast (``RunSpec.step_forecast``, on by default): each epoch's ener
 energy so far (:meth:`helpers.collect.sampler.Sampler.energy_so_far_j`) at its ``epoch_end`` mark
 minus that at its ``epoch_start`` mark, and feeds
 :class:`helpers.estimate.forecaster.StepForecaster` for the
-planned epochs. Once the stabilisation point is passed, every ``epoch_end`` event carries the
-forecast of the run's training energy with its interval, one line per epoch is printed, e.g.
+planned epochs. The target is the training window's energy (docs/methods.md#energy-windows):
+the warm-up batches' energy (``warmup_start`` to the first ``epoch_start``) is added to the
+forecast as observed. Once the stabilisation point is passed, every ``epoch_end`` event carries
+the forecast of the run's training energy with its interval, one line per epoch is printed, e.g.
 ``epoch 7/20: STEP forecast 1.23 kJ [1.19, 1.27] (stable since epoch 4)`` (epochs counted from 1
 in that line, from 0 everywhere else), and ``metadata.step_forecast`` records forecast against
 actual at the end (:meth:`_LiveForecast.summary`).
@@ -577,12 +579,33 @@ class _LiveForecast:
                 systematic_rel=spec.forecast_systematic_rel)
         self.method: str | None = None  # energy method of the first epoch
         self._start: tuple[float, str] = (math.nan, "no epoch_start yet")
+        self._warmup: tuple[float, str] | None = None  # energy so far at warmup_start
+        self.before_epochs_j = 0.0  # warm-up energy (J): in the training window, before epoch 0
         self.energies_j: list[float] = []
         self.forecasts: dict[int, Any] = {}  # epoch -> stable helpers.estimate.forecaster.Forecast
         self.not_stable: dict[int, str] = {}  # epoch -> why no forecast after it
 
+    def warmup_started(self, energy_j: float, method: str) -> dict[str, Any]:
+        """``warmup_start`` callback: remember the energy so far (the training window opens
+        here, so the warm-up's energy is part of the forecast target); adds nothing."""
+        self._warmup = (energy_j, method)
+        return {}
+
     def epoch_started(self, energy_j: float, method: str) -> dict[str, Any]:
-        """``epoch_start`` callback: remember the energy so far; adds nothing to the event."""
+        """``epoch_start`` callback: remember the energy so far; at the first epoch, the energy
+        since ``warmup_start`` becomes the forecast's ``before_epochs_j``. Adds nothing."""
+        if not self.energies_j and self._warmup is not None:
+            warm_j, warm_method = self._warmup
+            before_j = energy_j - warm_j
+            if warm_method == method and math.isfinite(before_j) and before_j >= 0:
+                self.before_epochs_j = before_j
+            else:
+                self.before_epochs_j = math.nan
+                self.forecaster = None
+                self.reason = (f"warm-up energy not measurable (warmup_start: {warm_method}; "
+                               f"epoch_start: {method})")
+            if self.forecaster is not None:
+                self.forecaster.before_epochs_j = self.before_epochs_j
         self._start = (energy_j, method)
         return {}
 
@@ -627,10 +650,12 @@ class _LiveForecast:
 
     def summary(self, epochs_trained: int, stopped_early: bool) -> dict[str, Any]:
         """``metadata.step_forecast``: forecasts after the first stable epoch and after 20% and
-        50% of the planned epochs, each against the actual training energy (sum of the epoch
-        energies; signed error % = (forecast - actual) / actual x 100)."""
+        50% of the planned epochs, each against the actual training-window energy (warm-up
+        energy plus the sum of the epoch energies; signed error % = (forecast - actual) / actual
+        x 100)."""
         energies = self.energies_j[:epochs_trained]
-        actual = math.fsum(energies) if len(energies) == epochs_trained else math.nan
+        actual = (self.before_epochs_j + math.fsum(energies) if len(energies) == epochs_trained
+                  else math.nan)
         first = min(self.forecasts, default=None)
         checkpoints = {"first_stable": first} | {
             name: max(round(share * self.spec.epochs), 1) - 1
@@ -643,6 +668,9 @@ class _LiveForecast:
             "note": (f"stopped early after {epochs_trained} of {planned} planned epochs: the "
                      f"forecasts assumed {planned} epochs" if stopped_early else None),
             "energy_method": self.method,
+            "window": "training" + (" (warmup_start to last epoch_end)" if self._warmup
+                                    else " (first epoch_start to last epoch_end)"),
+            "before_epochs_j": self.before_epochs_j,
             "actual_energy_j": actual,
             "epoch_energies_j": energies,
             "stabilisation_epoch": None if first is None
@@ -767,7 +795,8 @@ def train_run(spec: RunSpec, run_dir: Path, sampler_kwargs: dict[str, Any] | Non
         sampler.mark("idle_end")
         t_train = time.perf_counter()
         if spec.warmup_batches > 0:
-            sampler.mark("warmup_start")
+            sampler.mark("warmup_start",
+                         energy_info=None if live is None else live.warmup_started)
             _warmup(model, data, spec)
         epochs, stopped = _train_epochs(sampler, model, data, spec, device, live)
         training_s = time.perf_counter() - t_train

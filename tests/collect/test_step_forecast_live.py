@@ -92,11 +92,12 @@ def _epoch_edges(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[dic
             ends["info"].tolist())
 
 
-def _replay(energies_j: list[float], planned: int, settings: dict) -> list:
+def _replay(energies_j: list[float], planned: int, settings: dict,
+            before_epochs_j: float = 0.0) -> list:
     """A fresh StepForecaster fed the recorded epoch energies: one Forecast per epoch."""
     kwargs = {k: settings[k] for k in ("window", "cv_tol", "min_epoch", "confidence",
                                        "systematic_rel")}
-    f = StepForecaster(planned, **kwargs)
+    f = StepForecaster(planned, before_epochs_j=before_epochs_j, **kwargs)
     return [f.update(i, e) for i, e in enumerate(energies_j)]
 
 
@@ -205,7 +206,15 @@ def test_forecast_is_recorded_from_the_epoch_marks(gpu_run):
     s = run.samples.set_index("monotonic_s")["gpu_energy_counter_j"].dropna()
     assert energies == pytest.approx(list(s.asof(t1).to_numpy() - s.asof(t0).to_numpy()),
                                      rel=1e-9)
-    assert sf["actual_energy_j"] == pytest.approx(sum(energies), rel=1e-12)
+    # the target is the training window: the warm-up's energy (warmup_start to the first
+    # epoch_start, counter readings at those marks) plus the epochs'
+    t_warm = run.events.loc[run.events["event"] == "warmup_start", "monotonic_s"].to_numpy()
+    assert len(t_warm) == 1 and t_warm[0] < t0[0]
+    assert sf["window"] == "training (warmup_start to last epoch_end)"
+    assert sf["before_epochs_j"] > 0
+    assert sf["before_epochs_j"] == pytest.approx(s.asof(t0[0]) - s.asof(t_warm[0]), rel=1e-9)
+    assert sf["actual_energy_j"] == pytest.approx(sf["before_epochs_j"] + sum(energies),
+                                                  rel=1e-12)
     # ... and the reading used at every edge is the curve's integral at a read taken at the
     # edge or at most 0.01 s before it
     for t in np.concatenate([t0, t1]):
@@ -215,7 +224,7 @@ def test_forecast_is_recorded_from_the_epoch_marks(gpu_run):
                  - curve.energy_j(fake.elapsed_s(t_read))) / curve.power_w(fake.elapsed_s(t_read))
         assert -1e-9 <= lag_s < 0.05
     # the recorded forecasts are STEP on exactly these epoch energies
-    replay = _replay(energies, 12, sf["settings"])
+    replay = _replay(energies, 12, sf["settings"], sf["before_epochs_j"])
     first = sf["first_stable_epoch"]
     assert first is not None and all(not f.stable for f in replay[:first])
     assert replay[first].stable and sf["stabilisation_epoch"] == replay[first].stabilisation_epoch
@@ -272,7 +281,7 @@ def test_epoch_end_events_and_printed_lines_from_the_first_stable_epoch_on(gpu_r
     sf = meta["step_forecast"]
     first = sf["first_stable_epoch"]
     _, _, infos = _epoch_edges(run.events)
-    replay = _replay(sf["epoch_energies_j"], 12, sf["settings"])
+    replay = _replay(sf["epoch_energies_j"], 12, sf["settings"], sf["before_epochs_j"])
     for epoch, info in enumerate(infos):
         if epoch < first:
             assert not FORECAST_KEYS & set(info)
@@ -318,7 +327,8 @@ def test_early_stopped_run_records_the_planned_epochs_the_forecast_assumed(tmp_p
     assert meta["stopped_early"] and sf["stopped_early"] and sf["epochs_trained"] == 7
     assert sf["epochs_planned"] == 20 and "assumed 20 epochs" in sf["note"]
     assert len(sf["epoch_energies_j"]) == 7
-    assert sf["actual_energy_j"] == pytest.approx(sum(sf["epoch_energies_j"]), rel=1e-12)
+    assert sf["actual_energy_j"] == pytest.approx(
+        sf["before_epochs_j"] + sum(sf["epoch_energies_j"]), rel=1e-12)
     stable = [e for e in sf["forecasts"].values() if e["energy_j"] is not None]
     assert stable, sf["forecasts"]
     for entry in stable:  # forecasts of 20 epochs against 7 trained: well above the actual
