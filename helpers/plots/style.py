@@ -2,7 +2,9 @@
 
 Figures are saved as PDF and PNG under ``figures/<dataset>/`` with names prefixed by the
 notebook number (``04-pareto`` -> ``figures/seaa2023/04-pareto.pdf`` and ``.png``). Saving is
-deterministic (no creation date in the PDF) and atomic.
+deterministic (no creation date in the PDF) and atomic. Each saved figure's panels are listed in
+``figures/<dataset>/panels.csv`` (:mod:`helpers.plots.panels`): whether each shows data or a note
+saying why not.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import seaborn as sns  # noqa: E402
 
 from helpers.core import datasets  # noqa: E402
 from helpers.core.io import atomic_path  # noqa: E402
+from helpers.plots.panels import record_panels  # noqa: E402
 
 #: Width of one column / the full page of a two-column paper (inches).
 COLUMN_WIDTH_IN = 3.5
@@ -52,8 +55,8 @@ def save_figure(
     fig: plt.Figure, dataset: str, name: str, out_dir: str | Path | None = None
 ) -> list[Path]:
     """Save ``fig`` as ``<name>.pdf`` and ``<name>.png`` in ``figures/<dataset>/`` (or
-    ``out_dir``). ``name`` must start with the notebook number, e.g. ``'03-funnel'``.
-    Returns the written paths."""
+    ``out_dir``) and record its panels in ``panels.csv`` there. ``name`` must start with the
+    notebook number, e.g. ``'03-funnel'``. Returns the written figure paths."""
     if not (len(name) > 3 and name[:2].isdigit() and name[2] == "-"):
         raise ValueError(f"figure name {name!r} must start with the notebook number, e.g. '03-x'")
     folder = Path(out_dir) if out_dir is not None else datasets.figures_dir(dataset)
@@ -64,6 +67,7 @@ def save_figure(
             meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
             fig.savefig(tmp, format=ext, metadata=meta)
         paths.append(target)
+    record_panels(fig, name, folder)
     return paths
 
 

@@ -35,7 +35,7 @@ def test_save_and_close_writes_pdf_and_png_and_releases_the_figure(tmp_path, mon
     out = common.save_and_close(fig, "synth", "03-test")
     assert out == {"03-test": fig}
     folder = datasets.figures_dir("synth")
-    assert {p.name for p in folder.iterdir()} == {"03-test.pdf", "03-test.png"}
+    assert {p.name for p in folder.iterdir()} == {"03-test.pdf", "03-test.png", "panels.csv"}
     assert not plt.fignum_exists(fig.number)
     assert common.figure_png(fig).startswith(b"\x89PNG")  # still renders after closing
     unnamed = plt.figure()
