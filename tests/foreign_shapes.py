@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from raw_shapes import H100_RAW, tidy_samples
 
 from helpers.core import datasets
 from helpers.readers import detect
@@ -30,8 +31,6 @@ from helpers.stages import (
 )
 from helpers.stages.common import Section
 
-#: The committed H100 runs (project raw format).
-H100_RAW = Path(__file__).resolve().parents[1] / "data_inputs" / "gpu-h100" / "raw"
 #: Sample columns a GPU measures.
 GPU_SAMPLE_COLUMNS = ("gpu_usage", "gpu_memory_usage", "gpu_total_memory", "gpu_memory_used",
                       "gpu_power_draw", "gpu_max_power", "gpu_temperature",
@@ -86,46 +85,13 @@ def five_epochs(m: MergeOutputs, keep_epochs: int = 5, tail_s: float = 2.0) -> M
     return _copy(m, profiling=prof, events=events, run_index=idx)
 
 
-#: Mapping file of :func:`foreign_profiler` (docs/own-data.md).
-FOREIGN_MAPPING = """kind: samples
-files: "power.csv"
-environment: other-h100
-columns: {timestamp: t_ms, power: power_W, run_id: job, utilisation: util, gpu_name: gpu,
-          power_limit: limit_W}
-units: {timestamp: ms}
-events:
-  file: phases.csv
-  columns: {run_id: job, timestamp: t_ms, event: name, epoch: epoch}
-  names: {train_begin: epoch_start, train_end: epoch_end}
-runs_file: runs.csv
-"""
-
-
 def foreign_profiler(m: MergeOutputs) -> MergeOutputs:
-    """The H100 runs as another profiler would give them, through the tidy-samples reader: a
-    CSV of power (W, no energy counter), utilisation, GPU name and limit per sample, epoch
-    events under other names (no warm-up mark), a runs file with the architecture only (no F1,
-    FLOPs or epoch count); idle lead-in and tail kept. Written under
-    ``data_inputs/foreign-profiler`` of the current project root (``m`` is not used)."""
+    """The H100 runs as another profiler would give them (:func:`raw_shapes.tidy_samples`),
+    read back through the tidy-samples reader. Written under ``data_inputs/foreign-profiler``
+    of the current project root (``m`` is not used)."""
     folder = datasets.project_root() / "data_inputs" / "foreign-profiler"
-    folder.mkdir(parents=True, exist_ok=True)
-    samples, events, runs = [], [], []
-    for run_dir in sorted(H100_RAW.glob("h100/*/*")):
-        job = f"{run_dir.parent.name}-{run_dir.name}"
-        s = pd.read_csv(run_dir / "samples.csv")
-        samples.append(pd.DataFrame({"job": job, "t_ms": s["timestamp_ms"],
-                                     "power_W": s["gpu_power_w"], "util": s["gpu_usage_pct"],
-                                     "gpu": s["gpu_name"], "limit_W": s["gpu_power_limit_w"]}))
-        e = pd.read_csv(run_dir / "events.csv")
-        e = e[e["event"].isin(["epoch_start", "epoch_end"])]
-        events.append(pd.DataFrame({"job": job, "t_ms": e["timestamp_ms"], "epoch": e["epoch"],
-                                    "name": e["event"].map({"epoch_start": "train_begin",
-                                                            "epoch_end": "train_end"})}))
-        runs.append({"job": job, "architecture": run_dir.parent.name})
-    pd.concat(samples).to_csv(folder / "power.csv", index=False)
-    pd.concat(events).to_csv(folder / "phases.csv", index=False)
-    pd.DataFrame(runs).to_csv(folder / "runs.csv", index=False)
-    (folder / "dl-energy-mapping.yaml").write_text(FOREIGN_MAPPING)
+    if not folder.exists():
+        tidy_samples(folder)
     found = detect.detect(folder)
     return read_samples(list(found.files), found.mapping, found.mapping_file, "foreign-profiler")
 

@@ -592,7 +592,12 @@ def published_baselines_check(dataset: str, n_boot: int = 1000, seed: int = 0
         why = f"the published file holds seaa2023 runs, not {dataset}"
         return None, Section([f"skipped: {why}"],
                              not_estimable=[("baselines on the published file", why)])
-    errors = published_errors(n_boot, seed).assign(window=PUBLISHED_WINDOW)
+    try:
+        errors = published_errors(n_boot, seed).assign(window=PUBLISHED_WINDOW)
+    except FileNotFoundError as exc:  # no published copy found, or one without processed/
+        why = f"the published processed file is not there ({exc})"
+        return None, Section([f"skipped: {why}"],
+                             not_estimable=[("baselines on the published file", why)])
     return errors, Section(tables={"published check": published_check(errors)})
 
 
@@ -664,8 +669,10 @@ def error_table(dataset: str, inputs: StudyInputs, fixed: FixedEstimates, fits: 
     scored = errors[errors["metric"] == "mape_pct"]
     skipped = [(f"{r.method} on {r.split}", "no run estimable by every method of the split")
                for r in scored[scored["n_runs"] == 0].itertuples()]
-    if n_boot == 0:
-        skipped.append(("bootstrap confidence intervals", "fewer than 3 runs"))
+    if n_boot == 0 or len(inputs.runs) < parameters.MIN_RUNS_BOOTSTRAP:
+        skipped.append(("bootstrap confidence intervals",
+                        f"{len(inputs.runs)} run(s): fewer than {parameters.MIN_RUNS_BOOTSTRAP}"
+                        if n_boot else "no resamples (n_boot = 0)"))
     wide = ev.wide_table(errors[errors["metric"].isin(["mape_pct", "rmse_kj"])]) \
         if len(errors) else pd.DataFrame()
     return errors, Section(

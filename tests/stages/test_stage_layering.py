@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "readers": {"core", "readers"},
     "analysis": {"core", "readers", "analysis"},
     "estimate": {"core", "readers", "analysis", "estimate"},
-    "collect": {"core", "readers", "analysis", "estimate", "collect"},
+    "collect": {"core", "readers", "analysis", "estimate", "collect", "marks"},
     "plots": {"core", "readers", "analysis", "estimate", "plots"},
     "stages": {"core", "readers", "analysis", "estimate", "collect", "plots", "stages"},
     "runner": {"core", "stages"},
