@@ -9,6 +9,7 @@ saying why not.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -21,6 +22,14 @@ from helpers.core import datasets  # noqa: E402
 from helpers.core.io import atomic_path  # noqa: E402
 from helpers.plots.panels import record_panels  # noqa: E402
 
+#: Environment variables that choose the saved files: formats (comma-separated, default
+#: ``pdf,png``) and resolution of raster formats (dots per inch, default 300), e.g.
+#: ``DLE_FIGURE_FORMATS=png DLE_FIGURE_DPI=100`` for quick drafts.
+FORMATS_ENV = "DLE_FIGURE_FORMATS"
+DPI_ENV = "DLE_FIGURE_DPI"
+DEFAULT_FORMATS = ("pdf", "png")
+DEFAULT_DPI = 300
+
 #: Width of one column / the full page of a two-column paper (inches).
 COLUMN_WIDTH_IN = 3.5
 PAGE_WIDTH_IN = 7.16
@@ -32,7 +41,7 @@ def use_style() -> None:
     plt.rcParams.update(
         {
             "figure.dpi": 150,
-            "savefig.dpi": 300,
+            "savefig.dpi": DEFAULT_DPI,
             "savefig.bbox": "tight",
             "pdf.fonttype": 42,
             "axes.titlesize": 9,
@@ -54,21 +63,42 @@ def figure(width: str = "column", aspect: float = 0.75, **kwargs) -> tuple[plt.F
 def save_figure(
     fig: plt.Figure, dataset: str, name: str, out_dir: str | Path | None = None
 ) -> list[Path]:
-    """Save ``fig`` as ``<name>.pdf`` and ``<name>.png`` in ``figures/<dataset>/`` (or
-    ``out_dir``) and record its panels in ``panels.csv`` there. ``name`` must start with the
-    notebook number, e.g. ``'03-funnel'``. Returns the written figure paths."""
+    """Save ``fig`` as ``<name>.pdf`` and ``<name>.png`` (the formats of :func:`figure_formats`)
+    in ``figures/<dataset>/`` (or ``out_dir``) and record its panels in ``panels.csv`` there.
+    ``name`` must start with the notebook number, e.g. ``'03-funnel'``. Returns the written
+    figure paths."""
     if not (len(name) > 3 and name[:2].isdigit() and name[2] == "-"):
         raise ValueError(f"figure name {name!r} must start with the notebook number, e.g. '03-x'")
     folder = Path(out_dir) if out_dir is not None else datasets.figures_dir(dataset)
+    formats, dpi = figure_formats()
     paths = []
-    for ext in ("pdf", "png"):
+    for ext in formats:
         target = folder / f"{name}.{ext}"
         with atomic_path(target) as tmp:
             meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
-            fig.savefig(tmp, format=ext, metadata=meta)
+            fig.savefig(tmp, format=ext, metadata=meta, dpi=dpi)
         paths.append(target)
     record_panels(fig, name, folder)
     return paths
+
+
+def figure_formats() -> tuple[tuple[str, ...], int]:
+    """(formats, dpi) of saved figures: ``$DLE_FIGURE_FORMATS`` (comma-separated, of ``pdf``,
+    ``png``, ``svg``) and ``$DLE_FIGURE_DPI``, else PDF + PNG at 300 dpi."""
+    raw = os.environ.get(FORMATS_ENV, "").strip()
+    formats = tuple(f.strip().lower() for f in raw.split(",") if f.strip()) or DEFAULT_FORMATS
+    bad = sorted(set(formats) - {"pdf", "png", "svg"})
+    if bad:
+        raise ValueError(f"${FORMATS_ENV}={raw!r}: unknown format(s) {bad}; use pdf, png, svg")
+    raw_dpi = os.environ.get(DPI_ENV, "").strip()
+    try:
+        dpi = int(raw_dpi) if raw_dpi else DEFAULT_DPI
+    except ValueError:
+        dpi = 0
+    if not 10 <= dpi <= 2400:
+        raise ValueError(f"${DPI_ENV}={raw_dpi!r}: give a whole number of dots per inch, "
+                         "10 to 2400")
+    return formats, dpi
 
 
 def note_axes(ax, text: str, fontsize: float = 6.5) -> None:

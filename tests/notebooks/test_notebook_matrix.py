@@ -15,6 +15,7 @@ from raw_shapes import RAW_SHAPES
 
 from helpers import runner
 from helpers.core import datasets
+from helpers.plots import style
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +36,8 @@ def _run_shape(root: Path, monkeypatch: pytest.MonkeyPatch, dataset: str,
                data_dir: Path | None = None) -> dict[str, dict[str, str]]:
     """Run 02-06 on ``dataset``; returns notebook -> {analysis: reason} of its table."""
     monkeypatch.setenv(datasets.PROJECT_ROOT_ENV, str(root))
+    monkeypatch.setenv(style.FORMATS_ENV, "png")  # drafts: what is drawn is the same
+    monkeypatch.setenv(style.DPI_ENV, "50")
     skipped = {}
     for stem in NOTEBOOKS:
         params = dict(FAST.get(stem, {}))
