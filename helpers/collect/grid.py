@@ -181,10 +181,11 @@ def portable_raw_root(raw_root: str | os.PathLike[str]) -> str:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What the grid recorded for one run."""
+    """What the grid recorded for one run (``return_code`` None: a job that died before its
+    run's process reported one, :mod:`helpers.collect.slurm`)."""
 
     run_dir: Path
-    return_code: int
+    return_code: int | None
     status: str
     wall_s: float
     emissions_row: dict[str, Any]
@@ -252,8 +253,13 @@ def clean_raw_dir(raw_root: Path) -> bool:
     return True
 
 
-def run_grid(config: GridConfig, progress: bool = True) -> list[RunOutcome]:
+def run_grid(config: GridConfig, progress: bool = True, executor: Any = None
+             ) -> list[RunOutcome]:
     """Execute the planned grid (see the module docstring); returns one outcome per run.
+
+    ``executor``: None runs here, one run after the other; a ``submitit`` executor, or the
+    :class:`helpers.collect.slurm.SlurmConfig` to build one, runs each run as a job (on a Slurm
+    cluster, or submitit's local executor) with the same output (:mod:`helpers.collect.slurm`).
 
     Raises ``FileExistsError`` before starting if any planned run folder exists (use
     :func:`clean_raw_dir` first, or another environment label).
@@ -265,8 +271,15 @@ def run_grid(config: GridConfig, progress: bool = True) -> list[RunOutcome]:
     existing = [str(run_dir_of(raw_root, s)) for s in plan if run_dir_of(raw_root, s).exists()]
     if existing:
         raise FileExistsError(f"run folders exist already (clean_raw_dir first): {existing[:3]}")
-    write_json({"config": config.to_dict(), "plan": [s.to_dict() for s in plan]},
-               raw_root / GRID_FILE)
+    record = {"config": config.to_dict(), "plan": [s.to_dict() for s in plan]}
+    if executor is not None:
+        from helpers.collect.slurm import GridJobs
+
+        jobs = GridJobs(config, executor)
+        record["executor"] = jobs.describe()
+    write_json(record, raw_root / GRID_FILE)
+    if executor is not None:
+        return jobs.run(plan, progress)
     if config.warmup_s > 0:
         _warm_up(config, plan[0])
     from tqdm import tqdm
@@ -282,9 +295,9 @@ def run_grid(config: GridConfig, progress: bool = True) -> list[RunOutcome]:
     return outcomes
 
 
-def execute_run(config: GridConfig, spec: RunSpec) -> RunOutcome:
+def execute_run(config: GridConfig, spec: RunSpec, append: bool = True) -> RunOutcome:
     """Run one planned run in a child process, repair its metadata if it died, and append its
-    ``emissions.csv`` row."""
+    ``emissions.csv`` row (``append=False``: only return it)."""
     run_dir = run_dir_of(config.raw_root, spec)
     run_dir.mkdir(parents=True, exist_ok=False)
     if config.child_output == "log":
@@ -299,32 +312,39 @@ def execute_run(config: GridConfig, spec: RunSpec) -> RunOutcome:
     wall = time.perf_counter() - t0
     meta = finalise_metadata(run_dir, spec, code)
     row = emissions_row(run_dir, config, code)
-    append_emissions(Path(config.raw_root) / EMISSIONS_FILE, row)
+    if append:
+        append_emissions(Path(config.raw_root) / EMISSIONS_FILE, row)
     return RunOutcome(run_dir, code, str(meta.get("status")), wall, row)
 
 
 def _call(cmd: list[str], log_path: Path | None, timeout_s: float | None) -> int:
-    """Run ``cmd``; SIGTERM it at the timeout (SIGKILL 30 s later) or on KeyboardInterrupt."""
+    """Run ``cmd``; SIGTERM it at the timeout (SIGKILL 30 s later), and before re-raising any
+    exception that interrupts the wait (Ctrl-C, a job scheduler's time-limit signal)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "w") if log_path else nullcontext() as log:
         kwargs = {"stdout": log, "stderr": subprocess.STDOUT} if log_path else {}
         proc = subprocess.Popen(cmd, env=env, **kwargs)
         try:
             return proc.wait(timeout=timeout_s)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt) as err:
+        except BaseException as err:
             proc.send_signal(signal.SIGTERM)
             try:
                 code = proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 code = proc.wait()
-            if isinstance(err, KeyboardInterrupt):
+            if not isinstance(err, subprocess.TimeoutExpired):
                 raise
             return code
 
 
-def finalise_metadata(run_dir: Path, spec: RunSpec, return_code: int) -> dict[str, Any]:
+def finalise_metadata(run_dir: Path, spec: RunSpec, return_code: int | None,
+                      failure: str | None = None) -> dict[str, Any]:
     """Make ``metadata.json`` record how the child ended; returns the metadata.
+
+    ``failure`` (a job that ended without its result, :mod:`helpers.collect.slurm`): the status
+    becomes ``failed: <failure>`` where the child left none, else ``<failed status>; <failure>``
+    (an ``ok`` run stays ``ok``); ``return_code`` None keeps the child's own code.
 
     * Child recorded its end (status not ``running``): ``return_code`` is set to the real exit
       status (kept otherwise).
@@ -356,9 +376,12 @@ def finalise_metadata(run_dir: Path, spec: RunSpec, return_code: int) -> dict[st
                 "run": spec.run, "started_utc": None, "ended_utc": None,
                 "spec": spec.to_dict()}
     status = meta.get("status")
-    if status in (None, "running") or (status == "ok" and return_code != 0):
-        meta["status"] = f"failed: return code {return_code}"
-    meta["return_code"] = return_code
+    if status in (None, "running") or (status == "ok" and return_code not in (0, None)):
+        meta["status"] = f"failed: {failure or f'return code {return_code}'}"
+    elif failure and status != "ok":
+        meta["status"] = f"{status}; {failure}"
+    if return_code is not None or "return_code" not in meta:
+        meta["return_code"] = return_code
     write_json(meta, path)
     for name, columns in ((SAMPLES_FILE, SAMPLE_COLUMNS), (EVENTS_FILE, EVENT_COLUMNS)):
         if not (run_dir / name).exists():

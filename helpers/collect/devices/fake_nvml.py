@@ -1,9 +1,10 @@
 """FakeNvmlBackend: a scripted stand-in for the NVML backend (no GPU), for tests and benchmarks.
 
 Power follows a known function of time since :meth:`FakeNvmlBackend.init` and the energy counter is
-its exact integral, so integrated samples can be checked against analytic values. Errors and
-stalls (a call that blocks, as NVML does when the driver is busy) can be injected at chosen read
-calls, and the energy counter can be declared unsupported.
+its exact integral, so integrated samples can be checked against analytic values (one curve for
+every GPU, or one per GPU with ``gpu_power``). Errors and stalls (a call that blocks, as NVML
+does when the driver is busy) can be injected at chosen read calls, and the energy counter can be
+declared unsupported.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from helpers.collect.devices.gpu import SOURCE_INSTANT, GpuInfo, GpuReadError, GpuReading
 
@@ -39,6 +40,8 @@ class FakeNvmlBackend:
     block for ``stall_s`` seconds before returning; :attr:`stall_started` is set when the first
     such call begins. ``counter_offset_j``: counter value at t = 0 (NVML counts from driver load,
     so never 0). ``unavailable``: behave like a machine without NVML (no GPUs, that reason).
+    ``gpu_power``: one ``(power_w, energy_j)`` pair per GPU (as :func:`sine_power` returns),
+    replacing ``power`` for that GPU.
     """
 
     def __init__(
@@ -52,8 +55,12 @@ class FakeNvmlBackend:
         unavailable: str | None = None,
         stall_reads: set[int] | frozenset[int] = frozenset(),
         stall_s: float = 0.0,
+        gpu_power: Sequence[tuple[Callable[[float], float], Callable[[float], float]]] = (),
     ) -> None:
         self.power_w, self.energy_j = power if power is not None else sine_power()
+        if gpu_power and len(gpu_power) != n_gpus:
+            raise ValueError(f"gpu_power has {len(gpu_power)} curves for {n_gpus} GPUs")
+        self.curves = list(gpu_power) or [(self.power_w, self.energy_j)] * n_gpus
         self.n_gpus = n_gpus
         self.error_reads = set(error_reads)
         self.energy_counter = energy_counter
@@ -106,7 +113,7 @@ class FakeNvmlBackend:
             time.sleep(self.stall_s)
         if call in self.error_reads:
             raise GpuReadError(f"NVMLError_Unknown: injected failure at read {call}, as scripted")
-        p = self.power_w(time.monotonic() - self.t0)
+        p = self.curves[index][0](time.monotonic() - self.t0)
         self.slow_reads[index] += slow
         s = 1.0 if slow else NAN
         return GpuReading(
@@ -126,7 +133,7 @@ class FakeNvmlBackend:
         self.counter_calls[index] += 1
         if not self.energy_counter:
             return NAN
-        return self.counter_offset_j + self.energy_j(time.monotonic() - self.t0)
+        return self.counter_offset_j + self.curves[index][1](time.monotonic() - self.t0)
 
     def versions(self) -> dict[str, str | None]:
         return {"nvidia-ml-py": "fake", "driver": "fake", "nvml": "fake"}
