@@ -134,6 +134,34 @@ def merge_speed(results: Path) -> str:
     ])
 
 
+def profile_overhead(results: Path) -> str:
+    """CPU of the profiler process (``python -m helpers profile``) and the cost of one mark."""
+    path = results / "profile_overhead.json"
+    if not path.exists():
+        return missing(path, f"`{PY} benchmarks/bench_profile_overhead.py`")
+    d = _json(path)
+    cpu = [[r["backend"], r["gpus"], f"{1 / r['interval_s']:g} Hz", f"{r['span_s']:.0f} s",
+            pct(r["profiler_pct_of_core"]), pct(r["sampler_pct_of_core"])]
+           for r in d["profiler_cpu"]]
+    marks = [[r["setting"], r["calls"], f"{r['median_us']:.1f} µs", f"{r['p90_us']:.1f} µs"]
+             for r in d["marks"]]
+    m = d["machine"]
+    return "\n\n".join([
+        f"A sleeping command profiled at 10 Hz on a {m['logical_cores']}-core machine (load "
+        f"average {m['load_1min']:.1f} during the run): CPU time of the whole profiler process "
+        "and of its sampling thread, as a share of one core. Acceptance ≤ 1 % of a core.",
+        table(["GPU backend", "GPUs", "rate", "span", "profiler", "sampler alone"], cpu,
+              right=range(1, 6)),
+        "One `helpers.marks.epoch_end(epoch, loss=…, acc=…)` call, wall time, from inside the "
+        "profiled process. Acceptance ≤ 20 µs: met back to back with and without a receiver. "
+        "Calls 20 ms apart run on a cold core: the control row (only `json.dumps` of the same "
+        "message, at the same pace) shows how much of their cost is the machine, not the mark.",
+        table(["setting", "calls", "median", "p90"], marks, right=range(1, 4)),
+        reproduce(f"`{PY} benchmarks/bench_profile_overhead.py` (writes "
+                  "`benchmarks/results/profile_overhead.json`)"),
+    ])
+
+
 def sampler_files(results: Path) -> list[Path]:
     """Outputs of ``bench_sampler.py``, by name."""
     return sorted(results.glob("sampler*.json"))
@@ -448,6 +476,7 @@ def sections(results: Path = RESULTS, outputs: Path = OUTPUTS) -> list[Section]:
         ("Published data: energy check", published_energy),
         ("Merge and energy: speed", merge_speed),
         ("Sampler overhead", sampler_overhead),
+        ("Profiling any job: overhead", profile_overhead),
         ("Training step time with and without the sampler", sampler_slowdown),
         ("GPU fidelity: sampled power against the energy counter", gpu_fidelity),
         ("NVML call costs", nvml_costs),
