@@ -162,6 +162,52 @@ def profile_overhead(results: Path) -> str:
     ])
 
 
+def _opt_pct(x: object, digits: int = 2) -> str:
+    return "–" if x is None or x != x else pct(float(x), digits)
+
+
+def dry_run(results: Path) -> str:
+    """The dry-run estimate (``python -m helpers estimate``): H100 runs replayed from their first
+    part, and fresh CPU runs predicted from a 30-s dry run."""
+    path = results / "dryrun.json"
+    if not path.exists():
+        return missing(path, f"`{PY} benchmarks/bench_dryrun.py --replay --cpu`")
+    d = _json(path)
+    replay = [[f"{r['fraction'] * 100:.0f} %", r["estimated"], r["runs"],
+               _opt_pct(r["dry_run_energy_mape_pct"]), _opt_pct(r["dry_run_time_mape_pct"]),
+               "–" if r["dry_run_energy_in_interval"] is None
+               else f"{r['dry_run_energy_in_interval'] * 100:.0f} %",
+               _opt_pct(r["step_time_energy_mape_pct_all"]), r["reason"] or ""]
+              for r in d["replay"]["summary"]]
+    cpu_runs = [[r["config"], r["input_px"], f"{r['measured_s']:.0f} s",
+                 f"{r['actual_time_s']:.0f} s", pct(r["energy_error_pct"], 1, sign=True),
+                 pct(r["time_error_pct"], 1, sign=True),
+                 "yes" if r["energy_in_interval"] else "no",
+                 f"{r['load_dry']:.1f} / {r['load_full']:.1f}"]
+                for r in d["cpu"]["runs"]]
+    c = d["cpu"]["summary"]
+    return "\n\n".join([
+        "Replay of the committed H100 runs: the estimator sees only the first part of each "
+        "run's training window (samples and events as recorded) and predicts the whole "
+        "window's time and energy; scored against `training_energy_j`. Beside it, the "
+        "time-window STEP estimator on the same runs (given the true duration).",
+        table(["observed", "estimated", "runs", "energy MAPE", "time MAPE",
+               "energy in interval", "STEP energy MAPE", "why not"], replay,
+              right=range(1, 7)),
+        f"Fresh CPU runs on this {c['logical_cores']}-core machine: each configuration dry-run "
+        "for 30 s in its own process, then trained in full by the driver and measured. "
+        f"Energy MAPE {pct(c['energy_mape_pct'])} over {c['runs']} runs (acceptance ≤ 5 %), "
+        f"time MAPE {pct(c['time_mape_pct'])}: the machine was shared with other work "
+        "(load averages below), and the time errors follow the CPU share each process got "
+        f"(scaled to equal shares: {pct(c['time_mape_at_equal_share_pct'])}, a diagnostic).",
+        table(["model", "px", "dry run", "full run", "energy error", "time error",
+               "energy in interval", "load (dry / full)"], cpu_runs, right=range(1, 8)),
+        reproduce(f"`{PY} benchmarks/bench_dryrun.py --replay`",
+                  f"`{PY} benchmarks/bench_dryrun.py --cpu --repeats 2` (both write "
+                  "`benchmarks/results/dryrun.json`)"),
+    ])
+
+
 def sampler_files(results: Path) -> list[Path]:
     """Outputs of ``bench_sampler.py``, by name."""
     return sorted(results.glob("sampler*.json"))
@@ -477,6 +523,7 @@ def sections(results: Path = RESULTS, outputs: Path = OUTPUTS) -> list[Section]:
         ("Merge and energy: speed", merge_speed),
         ("Sampler overhead", sampler_overhead),
         ("Profiling any job: overhead", profile_overhead),
+        ("Before training: dry-run estimate", dry_run),
         ("Training step time with and without the sampler", sampler_slowdown),
         ("GPU fidelity: sampled power against the energy counter", gpu_fidelity),
         ("NVML call costs", nvml_costs),
