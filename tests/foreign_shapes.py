@@ -164,12 +164,13 @@ def run_analysis(dataset: str, pre_models: tuple[str, ...] = ("ridge",)
     errors, scored = st.error_table(dataset, inputs, fixed, fits, published, params.n_boot)
     compared = st.predicted_vs_measured(dataset, inputs, fixed, fits, list(pre_models),
                                         pre_models[0] if pre_models else "ridge")
+    _, before = st.before_training(dataset, inputs, fits, params.n_boot)
     curve, online = st.online_error_vs_fraction(dataset, inputs, [0.1, 0.2, 0.5], params)
     sensitivity = st.stabilisation_sensitivity(dataset, inputs, 0.2, params)
     forecasts = st.step_forecaster(dataset, inputs, [0.3, 0.5], params)
     accepted = st.acceptance_checks(errors, published, curve)
-    s06 = [loaded6, resolved, checked, without, fitted, scored, compared, online, sensitivity,
-           forecasts, accepted]
+    s06 = [loaded6, resolved, checked, without, fitted, scored, compared, before, online,
+           sensitivity, forecasts, accepted]
     s06.append(st.write_not_estimable(dataset, s06))
     return {"03": s03, "04": s04, "05": s05, "06": s06}
 

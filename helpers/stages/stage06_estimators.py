@@ -11,6 +11,9 @@ Methods (columns of the estimate frames; energies in J):
 * ``step_time``, ``online_power_time``: time-window estimators after observing a fraction of
   each run (suffix ``_f<percent>``), stabilisation found on the observed part only.
 * ``pre_<model>_<mode>``: PRE regressions, out-of-fold (``helpers.estimate.pre.pre_estimates_j``).
+* Before training (:func:`before_training`, ``helpers.estimate.pretraining``): roofline time x
+  utilisation power from the architecture's graph features and the GPU's specs, learned models
+  on log features, log-linear and lookup baselines, with intervals; their own error table.
 
 Splits: ``all_runs`` (methods that need no fitting, every run), ``random_<pct>pct_test`` (one
 seeded random split; every method scored on the test runs only), ``leave_one_architecture_out``
@@ -41,9 +44,10 @@ from helpers.analysis.window_samples import (
     with_elapsed,
 )
 from helpers.core import datasets, gpu_specs, io
-from helpers.estimate import baselines, forecaster, online, pre
+from helpers.estimate import baselines, forecaster, online, pre, pretraining
 from helpers.estimate import evaluation as ev
 from helpers.plots import estimators as plots
+from helpers.plots import pretraining as pretraining_plots
 from helpers.stages import common
 from helpers.stages.common import Section, save_and_close
 
@@ -711,6 +715,137 @@ def predicted_vs_measured(dataset: str, inputs: StudyInputs, fixed: FixedEstimat
                                   dataset, "06-pre-predicted-vs-measured")
         skipped.append(("PRE predicted vs measured", reason))
     return Section(figures=figures, not_estimable=skipped)
+
+
+#: MAPE bars (%) of the before-training methods: dataset -> split -> target; other datasets
+#: get :data:`PRETRAINING_DEFAULT_TARGETS_PCT`.
+PRETRAINING_TARGETS_PCT = {"ee-training": {"leave_one_architecture_out": 15.0},
+                           "seaa2023": {"leave_one_architecture_out": 25.0,
+                                        "leave_one_environment_out": 20.0}}
+PRETRAINING_DEFAULT_TARGETS_PCT = {"leave_one_architecture_out": 25.0,
+                                   "leave_one_environment_out": 20.0}
+#: The exported roofline model (fitted on every run) under ``reports/``.
+PRETRAINING_MODEL_FILE = pretraining.MODEL_FILE
+
+
+def _pretraining_acceptance(dataset: str, errors: pd.DataFrame) -> pd.DataFrame:
+    """Each grouped split's before-training methods against the bar, and against the
+    log-linear baseline of the same split."""
+    targets = PRETRAINING_TARGETS_PCT.get(dataset, PRETRAINING_DEFAULT_TARGETS_PCT)
+    rows = []
+    for split, target in targets.items():
+        sub = errors[errors["split"] == split].set_index("method")
+        base = sub["value"].get("loglinear_baseline", np.nan)
+        for m in (m for m in sub.index if m in pretraining.METHODS or m.startswith("pre_")):
+            r = sub.loc[m]
+            rows.append((f"{m} on {split}", r["value"], r["ci_low"], r["ci_high"], r["n_runs"],
+                         f"<= {target:g}", bool(r["value"] <= target),
+                         bool(r["value"] < base) if np.isfinite(base) else None))
+    return pd.DataFrame(rows, columns=["check", "mape_pct", "ci_low", "ci_high", "n_runs",
+                                       "target", "met", "below_loglinear"])
+
+
+def before_training(dataset: str, inputs: StudyInputs, fits: PreFits, n_boot: int = 1000,
+                    seed: int = 0, coverage: float = 0.9) -> tuple[pd.DataFrame, Section]:
+    """Pre-training estimates from the graph and the GPU specs
+    (:mod:`helpers.estimate.pretraining`: roofline, learned models, log-linear and lookup
+    baselines, beside the PRE regressions' ``pre_training`` mode) on the same runs, per split of
+    ``fits`` (random, leave one architecture out, leave one environment out), each with an
+    interval from a grouped CV inside its training runs. Writes ``06-pretraining-errors.csv``
+    (MAPE with a CI resampling whole architectures, interval coverage),
+    ``06-pretraining-by-architecture.csv``, the roofline fitted on every run
+    (:data:`PRETRAINING_MODEL_FILE`) and figures ``06-pretraining-predicted-vs-measured`` and
+    ``06-pretraining-mape``. Returns (the error rows, the section)."""
+    reports = datasets.output_dir(dataset, "reports")
+    if not fits.splits:
+        why = f"no evaluation split (needs at least {MIN_RUNS_PRE} runs)"
+        figs = save_and_close(plots.note(f"before training: {why}"), dataset,
+                              "06-pretraining-predicted-vs-measured")
+        return pd.DataFrame(), Section([f"skipped: {why}"], figures=figs,
+                                       not_estimable=[("before-training estimates", why)])
+    runs = inputs.runs
+    run_ids = pd.Index(runs["run_id"], name="run_id")
+    inp = pretraining.run_inputs(runs)
+    energy, duration = runs["training_energy_j"], runs["training_duration_s"]
+    arch, env = runs["architecture"].astype(str), runs["environment"].astype(str)
+    errors, by_arch, skipped, dropped = [], [], [], []
+    panels: dict[str, dict] = {"estimates": {}, "low": {}, "high": {}}
+    panel_why: dict[tuple[str, str], str] = {}
+    for split in fits.splits:
+        result = pretraining.out_of_fold(inp, energy, duration, split.splits, arch.to_numpy(),
+                                         seed=seed, coverage=coverage)
+        tested = np.unique(np.concatenate([t for _, t in split.splits]))
+        pre_cols = fits.result.estimates.get(split.name, pd.DataFrame(index=run_ids))
+        extra = pd.DataFrame({c.removesuffix("_pre_training"): pre_cols[c].to_numpy()
+                              for c in pre_cols if c.endswith("_pre_training")},
+                             index=runs.index)
+        sub = pretraining.PretrainingResult(*(f.iloc[tested] for f in (
+            result.estimates, result.low, result.high, result.reasons)))
+        scores = pretraining.score(sub, energy.iloc[tested], split.name, arch.iloc[tested],
+                                   env.iloc[tested], extra.iloc[tested], n_boot, seed)
+        errors.append(scores.errors)
+        dropped.append(scores.dropped)
+        skipped += [(f"{m} on {split.name}", why) for m, why in scores.not_estimable.items()]
+        if split.groups is not None:
+            by_arch.append(scores.by_group)
+            for key, frame in (("estimates", result.estimates), ("low", result.low),
+                               ("high", result.high)):
+                panels[key][split.name] = frame.set_axis(run_ids)
+            panel_why |= {(split.name, m): w for m, w in scores.not_estimable.items()}
+    errors = pd.concat(errors, ignore_index=True)
+    by_arch = pd.concat(by_arch, ignore_index=True) if by_arch else pd.DataFrame()
+    io.write_csv(errors, reports / "06-pretraining-errors.csv")
+    io.write_csv(by_arch, reports / "06-pretraining-by-architecture.csv")
+    notes = [*inp.notes, f"wrote {datasets.relative_to_project(reports)}/06-pretraining-*"]
+    notes += [f"{n} runs without graph features: {why}"
+              for why, n in inp.reasons.value_counts().items()]
+    notes += [f"{n} runs without GPU specifications: {why}"
+              for why, n in inp.spec_reasons.value_counts().items()]
+    coefficients = _export_roofline(dataset, inp, energy, duration, arch, coverage, seed)
+    notes += coefficients.notes
+    skipped += coefficients.not_estimable
+    figs = save_and_close(pretraining_plots.predicted_vs_measured(
+        inputs.measured_j, panels["estimates"], panels["low"], panels["high"],
+        arch.set_axis(run_ids), panel_why), dataset, "06-pretraining-predicted-vs-measured")
+    figs |= save_and_close(pretraining_plots.mape_by_split(
+        errors, PRETRAINING_TARGETS_PCT.get(dataset, PRETRAINING_DEFAULT_TARGETS_PCT)),
+        dataset, "06-pretraining-mape")
+    wide = errors.assign(cell=[f"{v:.1f} [{lo:.1f}, {hi:.1f}]" for v, lo, hi in
+                               zip(errors["value"], errors["ci_low"], errors["ci_high"],
+                                   strict=True)])
+    table = wide.pivot_table(index="method", columns="split", values="cell", aggfunc="first",
+                             sort=False)
+    coverage_table = wide.pivot_table(index="method", columns="split",
+                                      values="interval_coverage", aggfunc="first", sort=False)
+    tables = {"MAPE (%) [95% CI, architectures resampled]": table,
+              f"interval coverage (nominal {coverage:.0%})": coverage_table.round(2),
+              "MAPE (%) per architecture": by_arch.round(1),
+              "acceptance": _pretraining_acceptance(dataset, errors),
+              **coefficients.tables}
+    if dropped and len(pd.concat(dropped)):
+        tables["runs left out"] = pd.concat(dropped).groupby(
+            ["split", "method", "reason"]).size().rename("runs").reset_index()
+    return errors, Section(notes, tables, figs, not_estimable=skipped)
+
+
+def _export_roofline(dataset: str, inp: pretraining.RunInputs, energy: pd.Series,
+                     duration: pd.Series, arch: pd.Series, coverage: float,
+                     seed: int) -> Section:
+    """Fit the spec-based roofline on every usable run (interval from leave one architecture
+    out) and write it to :data:`PRETRAINING_MODEL_FILE`; the section shows its coefficients."""
+    model, reason = pretraining.fit_all(inp, energy, duration, "roofline_specs",
+                                        arch.to_numpy(), seed, coverage)
+    if model is None:
+        return Section(not_estimable=[("exported roofline model", reason)])
+    path = datasets.output_dir(dataset, "reports") / PRETRAINING_MODEL_FILE
+    out = pretraining.export_roofline(model, dataset, path)
+    coef = {k: (v if not isinstance(v, dict) else "; ".join(f"{e}: {x:.4g}"
+                                                           for e, x in v.items()))
+            for k, v in out["coefficients"].items()}
+    return Section([f"wrote {datasets.relative_to_project(path)} (roofline_specs fitted on "
+                    f"every run; interval ×/÷ {np.exp(out['interval_log_halfwidth']):.3g})"],
+                   {"roofline coefficients (all runs)": pd.Series(coef, name="value")
+                    .to_frame()})
 
 
 def online_error_vs_fraction(dataset: str, inputs: StudyInputs, fractions: list[float],

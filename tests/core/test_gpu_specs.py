@@ -50,3 +50,33 @@ def test_spec_features_nan_with_reason():
     assert math.isnan(feats.loc[1, "gpu_tdp_w"])
     assert "not in the GPU spec table" in feats.loc[1, "gpu_spec_status"]
     assert len(gpu_specs.table()) == len(gpu_specs.GPU_SPECS)
+
+
+def test_throughput_bandwidth_and_precision():
+    rtx = gpu_specs.lookup("NVIDIA GeForce RTX 3090")
+    assert (rtx.fp32_tflops, rtx.tf32_tflops, rtx.fp16_tflops) == (35.58, 35.58, 71.0)
+    assert (rtx.memory_bandwidth_gbs, rtx.sm_count) == (936, 82)
+    h100 = gpu_specs.lookup("NVIDIA H100 80GB HBM3")
+    assert h100.peak_tflops("tf32") == 494.5 and h100.peak_tflops("bf16") == 989.5
+    v100 = gpu_specs.lookup("Tesla V100-SXM2-32GB")  # no TF32: fp32 math on the CUDA cores
+    assert v100.peak_tflops("tf32") == v100.fp32_tflops == 15.7
+    pascal = gpu_specs.lookup("NVIDIA GeForce GTX 1080 Ti")  # no tensor cores at all
+    assert pascal.peak_tflops("fp16") == pascal.fp32_tflops
+    with pytest.raises(ValueError, match="unknown precision"):
+        rtx.peak_tflops("int8")
+    table = gpu_specs.table()
+    assert table[["fp32_tflops", "memory_bandwidth_gbs", "sm_count"]].gt(0).all().all()
+    assert table["performance_source"].str.len().gt(0).all()
+    # a chip never runs tensor math slower than its CUDA cores, nor mixed precision below TF32
+    tf32 = table["tf32_tflops"].fillna(table["fp32_tflops"])
+    assert (tf32 >= table["fp32_tflops"]).all()
+    assert (table["fp16_tflops"].dropna() >= tf32[table["fp16_tflops"].notna()]).all()
+
+
+def test_find_returns_none_for_unknown_or_ambiguous():
+    assert gpu_specs.find("NVIDIA L40S").name == "L40S"
+    assert gpu_specs.find("NVIDIA H100") is None
+    assert gpu_specs.find("Voodoo 2") is None
+    feats = gpu_specs.spec_features(pd.Series(["NVIDIA A10", "Voodoo 2"]))
+    assert feats.loc[0, "gpu_memory_bandwidth_gbs"] == 600
+    assert math.isnan(feats.loc[1, "gpu_tf32_tflops"])
