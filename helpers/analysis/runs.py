@@ -31,46 +31,81 @@ CPU_UNMEASURED_REASON = "no CPU power or energy data in the source"
 RAM_UNMEASURED_REASON = "fewer than two RAM samples"
 
 
-def _seconds(samples: pd.DataFrame) -> np.ndarray:
-    return _event_seconds(samples["time_utc"])
+#: Numeric columns the per-run computations read (NaN where a table lacks one).
+_NUMERIC = ("gpu_power_draw", "gpu_energy_counter_j", "cpu_energy_counter_j", "cpu_power_w",
+            "process_rss_mb", "memory_usage", "gpu_max_power", "gpu_usage", "gpu_memory_usage",
+            "gpu_temperature", "cpu_usage")
 
 
-def _col(samples: pd.DataFrame, name: str) -> np.ndarray:
-    if name not in samples.columns:
-        return np.full(len(samples), np.nan)
-    return samples[name].to_numpy(dtype=float)
+class _Run:
+    """One run's samples as numpy arrays (reading a DataFrame column by column costs more than
+    the computations on one run): the numeric columns as floats, ``gpu_index`` as stored
+    (None: no such column), ``times`` (tz-aware) and ``t`` (s since the Unix epoch, whole
+    ms)."""
+
+    def __init__(self, columns: dict[str, np.ndarray], gpu_index: np.ndarray | None,
+                 times: pd.api.extensions.ExtensionArray, t: np.ndarray) -> None:
+        self.columns, self.gpu_index, self.times, self.t = columns, gpu_index, times, t
+
+    @classmethod
+    def of(cls, samples: pd.DataFrame) -> _Run:
+        """The arrays of a table of samples (one run, or many to be cut by :meth:`rows`)."""
+        columns = {c: samples[c].to_numpy(dtype=float) for c in _NUMERIC if c in samples}
+        gpu_index = samples["gpu_index"].to_numpy() if "gpu_index" in samples else None
+        times = samples["time_utc"].array
+        return cls(columns, gpu_index, times, _event_seconds(samples["time_utc"]))
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def rows(self, sel: slice | np.ndarray) -> _Run:
+        """The rows ``sel`` (a slice: views, no copy)."""
+        return _Run({c: v[sel] for c, v in self.columns.items()},
+                    None if self.gpu_index is None else self.gpu_index[sel], self.times[sel],
+                    self.t[sel])
+
+    def col(self, name: str) -> np.ndarray:
+        """A numeric column (NaN where the table has none)."""
+        values = self.columns.get(name)
+        return np.full(len(self.t), np.nan) if values is None else values
 
 
-def _gpu_energy(t: np.ndarray, samples: pd.DataFrame, window: windows.Window | None = None
+def _gpu_energy(t: np.ndarray, run: _Run, window: windows.Window | None = None
                 ) -> tuple[float, str, float]:
     """(energy J, method, trapezoid J) summed over the run's GPUs, over ``window`` (None: each
     series over its own samples)."""
-    gpu_index = samples["gpu_index"].to_numpy() if "gpu_index" in samples else np.zeros(len(t))
-    power, counter = _col(samples, "gpu_power_draw"), _col(samples, "gpu_energy_counter_j")
-    per_gpu = [(t[sel], power[sel], counter[sel])
-               for sel in (gpu_index == g for g in pd.unique(gpu_index))]
+    gpu_index = run.gpu_index if run.gpu_index is not None else np.zeros(len(t))
+    power, counter = run.col("gpu_power_draw"), run.col("gpu_energy_counter_j")
+    if len(gpu_index) and (gpu_index[0] == gpu_index).all():  # one GPU: no selection
+        per_gpu = [(t, power, counter)]
+    else:
+        per_gpu = [(t[sel], power[sel], counter[sel])
+                   for sel in (gpu_index == g for g in pd.unique(gpu_index))]
     return energy.gpu_energy_j(per_gpu, GPU_UNMEASURED_REASON, window)
 
 
-def _cpu_energy(t: np.ndarray, samples: pd.DataFrame, estimate_method: str | None,
+def _cpu_energy(t: np.ndarray, run: _Run, estimate_method: str | None,
                 window: windows.Window | None = None) -> tuple[float, str]:
-    return energy.cpu_energy_j(t, _col(samples, "cpu_energy_counter_j"),
-                               _col(samples, "cpu_power_w"), estimate_method,
-                               CPU_UNMEASURED_REASON, window)
+    return energy.cpu_energy_j(t, run.col("cpu_energy_counter_j"), run.col("cpu_power_w"),
+                               estimate_method, CPU_UNMEASURED_REASON, window)
 
 
-def _ram_energy(t: np.ndarray, samples: pd.DataFrame) -> tuple[float, str]:
-    rss = _col(samples, "process_rss_mb")
+def _ram_energy(t: np.ndarray, run: _Run) -> tuple[float, str]:
+    rss = run.col("process_rss_mb")
     basis, used_mib = (rules.PROCESS_RSS, rss) if np.isfinite(rss).sum() >= 2 else (
-        rules.SYSTEM_RAM_USED, _col(samples, "memory_usage"))
+        rules.SYSTEM_RAM_USED, run.col("memory_usage"))
     return energy.ram_energy_j(t, used_mib, basis, RAM_UNMEASURED_REASON)
 
 
-def _first_gpu(samples: pd.DataFrame) -> pd.DataFrame:
-    if "gpu_index" not in samples.columns:
-        return samples
-    first = samples["gpu_index"].min()
-    return samples[samples["gpu_index"] == first] if pd.notna(first) else samples
+def _first_gpu(run: _Run) -> _Run:
+    """The rows of the run's first GPU (the lowest ``gpu_index``)."""
+    index = run.gpu_index
+    if index is None or not len(index):
+        return run
+    first = pd.Series(index).min() if index.dtype.kind not in "iu" else index.min()
+    if pd.isna(first) or (index == first).all():
+        return run
+    return run.rows(index == first)
 
 
 #: Label of the training window of a run without training events.
@@ -85,7 +120,7 @@ def _in_window(t: np.ndarray, window: windows.Window) -> np.ndarray:
     return (t >= window.start_s - tol) & (t <= window.end_s + tol)
 
 
-def _window_energy(samples: pd.DataFrame, one: pd.DataFrame, t: np.ndarray, t1: np.ndarray,
+def _window_energy(samples: _Run, one: _Run, t: np.ndarray, t1: np.ndarray,
                    window: windows.Window, on_gpu: bool, cpu_estimate_method: str | None
                    ) -> tuple[float, str]:
     """(energy J, source) over ``window`` of the component the run's energy_j measures."""
@@ -101,15 +136,15 @@ def _has_training_events(names: np.ndarray) -> bool:
                                 windows.TRAINING_END_EVENT]).any())
 
 
-def training_summary(samples: pd.DataFrame, run: dict, events: pd.DataFrame | None,
-                     cpu_estimate_method: str | None = None) -> dict:
+def _training_summary(samples: _Run, run: dict, events: pd.DataFrame | None,
+                      cpu_estimate_method: str | None = None) -> dict:
     """The ``training_*`` columns of one run: window (label and edges on the samples' clock),
     energy of the component of ``run['energy_source']`` (same rules as the run energy), its
     duration, mean power, GPU statistics over the window, and ``pre_epoch_energy_j`` (energy of
     the window before its first epoch: the warm-up batches). Without training events the
     window is the whole run and the run's own values are repeated."""
     one = _first_gpu(samples)
-    t, t1 = _seconds(samples), _seconds(one)
+    t, t1 = samples.t, one.t
     first = float(np.min(t)) if len(t) else float("nan")
     names = (events["event"].to_numpy(dtype=object) if events is not None and len(events)
              else np.array([], dtype=object))
@@ -133,7 +168,7 @@ def training_summary(samples: pd.DataFrame, run: dict, events: pd.DataFrame | No
     if starts.size and starts.min() > window.start_s:
         lead = windows.Window(window.start_s, float(starts.min()), "before the first epoch")
         pre_j = _window_energy(samples, one, t, t1, lead, on_gpu, cpu_estimate_method)[0]
-    inside = one[_in_window(t1, window)]
+    inside = one.rows(_in_window(t1, window))
     # times are whole milliseconds: rounding removes the noise of differences of epoch seconds
     duration = round(window.duration_s, 6)
     return {"training_window": window.label,
@@ -172,11 +207,16 @@ def with_training_columns(runs: pd.DataFrame) -> pd.DataFrame:
 def summarise_run(samples: pd.DataFrame, cpu_estimate_method: str | None = None,
                   events: pd.DataFrame | None = None) -> dict:
     """Compute one run's durations, energies (with methods) and power/usage statistics over the
-    run window, and the same over the training window (:func:`training_summary`; ``events``:
-    the run's phase events, time_utc and event)."""
+    run window, and the same over the training window (``events``: the run's phase events,
+    time_utc and event)."""
+    return _summarise(_Run.of(samples), cpu_estimate_method, events)
+
+
+def _summarise(samples: _Run, cpu_estimate_method: str | None,
+               events: pd.DataFrame | None) -> dict:
+    """:func:`summarise_run` of a run's arrays."""
     one = _first_gpu(samples)
-    t1 = _seconds(one)
-    t = _seconds(samples)
+    t1, t = one.t, samples.t
     duration_s = windows.run_window(t1).duration_s
     gpu_j, gpu_method, gpu_trap_j = _gpu_energy(t, samples)
     cpu_j, cpu_method = _cpu_energy(t1, one, cpu_estimate_method)
@@ -187,9 +227,10 @@ def summarise_run(samples: pd.DataFrame, cpu_estimate_method: str | None = None,
         energy_j, source = cpu_j, f"cpu:{cpu_method}"
     parts = {"gpu": gpu_j, "cpu": cpu_j, "ram": ram_j}
     known = {k: v for k, v in parts.items() if np.isfinite(v)}
-    power = _col(one, "gpu_power_draw")
+    power, limit = one.col("gpu_power_draw"), one.col("gpu_max_power")
+    measured = np.isfinite(power).any()
     run = {
-        "start_utc": one["time_utc"].iloc[0],
+        "start_utc": one.times[0],
         "duration_s": duration_s,
         "n_samples": len(one),
         "sampling_period_s": float(np.median(np.diff(t1))) if len(t1) > 1 else float("nan"),
@@ -204,11 +245,10 @@ def summarise_run(samples: pd.DataFrame, cpu_estimate_method: str | None = None,
         "energy_source": source,
         "total_energy_j": sum(known.values()) if known else float("nan"),
         "total_energy_components": "+".join(known) if known else "none",
-        "gpu_power_mean_w": float(np.nanmean(power)) if np.isfinite(power).any() else np.nan,
-        "gpu_power_std_w": float(np.nanstd(power)) if np.isfinite(power).any() else np.nan,
-        "gpu_power_max_w": float(np.nanmax(power)) if np.isfinite(power).any() else np.nan,
-        "gpu_power_limit_w": float(np.nanmedian(_col(one, "gpu_max_power")))
-        if np.isfinite(_col(one, "gpu_max_power")).any() else np.nan,
+        "gpu_power_mean_w": float(np.nanmean(power)) if measured else np.nan,
+        "gpu_power_std_w": float(np.nanstd(power)) if measured else np.nan,
+        "gpu_power_max_w": float(np.nanmax(power)) if measured else np.nan,
+        "gpu_power_limit_w": float(np.nanmedian(limit)) if np.isfinite(limit).any() else np.nan,
         "gpu_usage_mean": _nanmean(one, "gpu_usage"),
         "gpu_memory_usage_mean": _nanmean(one, "gpu_memory_usage"),
         "gpu_temperature_mean_c": _nanmean(one, "gpu_temperature"),
@@ -216,12 +256,25 @@ def summarise_run(samples: pd.DataFrame, cpu_estimate_method: str | None = None,
         "ram_used_mean_mb": _nanmean(one, "memory_usage"),
         "device_power_mean_w": energy_j / duration_s if duration_s > 0 else np.nan,
     }
-    return {**run, **training_summary(samples, run, events, cpu_estimate_method)}
+    return {**run, **_training_summary(samples, run, events, cpu_estimate_method)}
 
 
-def _nanmean(df: pd.DataFrame, col: str) -> float:
-    v = _col(df, col)
+def _nanmean(run: _Run, col: str) -> float:
+    v = run.col(col)
     return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
+
+def _by_run(samples: pd.DataFrame) -> list[tuple[object, _Run]]:
+    """Each run's samples (in run_id order, rows in table order) as arrays, read from the
+    table once."""
+    codes, labels = pd.factorize(samples["run_id"], sort=True)
+    every = _Run.of(samples)
+    if np.any(np.diff(codes) < 0):
+        order = np.argsort(codes, kind="stable")
+        codes, every = codes[order], every.rows(order)
+    bounds = np.searchsorted(codes, np.arange(len(labels) + 1))
+    return [(label, every.rows(slice(a, b)))
+            for label, a, b in zip(labels, bounds[:-1], bounds[1:], strict=True)]
 
 
 def summarise_runs(samples: pd.DataFrame,
@@ -232,10 +285,8 @@ def summarise_runs(samples: pd.DataFrame,
     methods = cpu_estimate_methods or {}
     by_run = ({} if events is None or events.empty
               else {rid: ev for rid, ev in events.groupby("run_id", sort=False)})
-    rows = []
-    for run_id, grp in samples.groupby("run_id", sort=True):
-        rows.append({"run_id": run_id, **summarise_run(grp, methods.get(run_id),
-                                                       by_run.get(run_id))})
+    rows = [{"run_id": run_id, **_summarise(run, methods.get(run_id), by_run.get(run_id))}
+            for run_id, run in _by_run(samples)]
     return pd.DataFrame(rows)
 
 
@@ -253,7 +304,7 @@ def epoch_table(samples: pd.DataFrame, events: pd.DataFrame,
     if events.empty or samples.empty:
         return pd.DataFrame(columns=cols)
     sources, methods = energy_sources or {}, cpu_estimate_methods or {}
-    by_run = {rid: sub for rid, sub in samples.groupby("run_id", sort=False)}
+    by_run = dict(_by_run(samples))
     rows = []
     for run_id, ev in events.groupby("run_id", sort=True):
         run = by_run.get(run_id)
@@ -261,10 +312,10 @@ def epoch_table(samples: pd.DataFrame, events: pd.DataFrame,
         if run is None or not pairs:
             continue
         one = _first_gpu(run)
-        t, t1 = _seconds(run), _seconds(one)
+        t, t1 = run.t, one.t
         source = sources.get(run_id)
         on_gpu = (str(source).startswith("gpu:") if source is not None
-                  else bool(np.isfinite(_col(run, "gpu_power_draw")).any()))
+                  else bool(np.isfinite(run.col("gpu_power_draw")).any()))
         ev_t = _event_seconds(ev["time_utc"])
         for ep, i0, i1 in pairs:
             w = windows.Window(float(ev_t[i0]), float(ev_t[i1]), f"epoch {ep}")
@@ -282,4 +333,7 @@ def epoch_table(samples: pd.DataFrame, events: pd.DataFrame,
 
 
 def _event_seconds(times: pd.Series) -> np.ndarray:
-    return times.astype("datetime64[ms, UTC]").astype("int64").to_numpy() / MS_PER_S
+    """Seconds since the Unix epoch of tz-aware UTC times, floored to whole milliseconds."""
+    if times.dtype != "datetime64[ms, UTC]":
+        times = times.astype("datetime64[ms, UTC]")
+    return times.to_numpy(dtype="datetime64[ms]").view("int64") / MS_PER_S

@@ -15,7 +15,8 @@ A daemon sampling thread, the only one that calls the devices, takes one sample 
 (one row per GPU, or one CPU-only row); a second daemon thread appends the rows to ``samples.csv``
 every ``flush_every_s`` (write + fsync), so a SIGKILL loses at most the last ``flush_every_s`` of
 samples. A write that fails (disk full, I/O error, read-only folder) keeps what it could not write
-and retries at the next flush; what is still unwritten at :meth:`stop` is counted in metadata and
+and retries at the next flush (at most ``max_unwritten_rows`` rows wait in memory; rows sampled past
+that are dropped); what is still unwritten or dropped at :meth:`stop` is counted in metadata and
 makes the status ``failed: write error: ...``. :meth:`Sampler.mark` has the sampling thread take an
 extra sample at the phase edge itself, including the slow GPU energy counter (about 3 ms per read on
 an H100), which otherwise is read every ``counter_period_s``. mark() never waits on a stalled device
@@ -89,6 +90,10 @@ _EDGE_MAX_WAIT_S = 1.0  # mark() gives up on a sampling thread that does not ans
 # Run-folder CSV files are written through these two names (tests inject disk faults here).
 _write_fd: Callable[[int, bytearray], int] = os.write
 _fsync_fd: Callable[[int], None] = os.fsync
+#: Default cap on rows (and events) held in memory while writes fail: about 20 MB of samples,
+#: 2.8 hours at 10 samples a second on one GPU. Rows sampled while this many wait are dropped,
+#: counted (``metadata.sampler.rows_lost``, ``rows_dropped``) and named in the run's status.
+MAX_UNWRITTEN_ROWS = 100_000
 
 
 class SamplerTerminated(SystemExit):
@@ -187,30 +192,42 @@ class _AppendOnlyFile:
     """A CSV file that only grows, written with ``os.write``. Bytes that a failed write leaves
     unwritten stay pending and go first at the next :meth:`flush`, so the file is always a prefix
     of the rows given to it (at worst ending in a torn line); nothing is lost before
-    :meth:`close`."""
+    :meth:`close`, unless writes fail so long that ``max_pending_lines`` lines wait: rows given
+    then are dropped (counted in :attr:`dropped`), which bounds the memory held."""
 
-    def __init__(self, path: Path, exclusive: bool) -> None:
+    def __init__(self, path: Path, exclusive: bool, max_pending_lines: int) -> None:
         """Create ``path``: ``exclusive`` fails with ``FileExistsError`` where it exists (an atomic
         claim, ``O_EXCL``); otherwise an existing file is emptied."""
         flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
         self.path = path
         self.fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o666)
         self.pending = bytearray()
+        self.pending_lines = 0
+        self.max_pending_lines = max_pending_lines
+        self.dropped = 0  # rows never queued: max_pending_lines lines were waiting
         self.lines_written = 0
         self._synced = True
 
     def add(self, rows: list[list[str]]) -> None:
-        """Queue ``rows`` (RFC 4180, ``\\n`` line ends) for the next :meth:`flush`."""
+        """Queue ``rows`` (RFC 4180, ``\\n`` line ends) for the next :meth:`flush`; rows past
+        ``max_pending_lines`` unwritten lines are dropped and counted."""
+        room = max(0, self.max_pending_lines - self.pending_lines)
+        self.dropped += max(0, len(rows) - room)
+        rows = rows[:room]
         if rows:
             text = io.StringIO()
             csv.writer(text, lineterminator="\n").writerows(rows)
-            self.pending += text.getvalue().encode("utf-8")
+            data = text.getvalue().encode("utf-8")
+            self.pending += data
+            self.pending_lines += data.count(b"\n")
 
     def flush(self) -> None:
         """Write what is pending and fsync; on ``OSError`` what was not written stays pending."""
         while self.pending:
             n = _write_fd(self.fd, self.pending)
-            self.lines_written += self.pending.count(b"\n", 0, n)
+            written = self.pending.count(b"\n", 0, n)
+            self.lines_written += written
+            self.pending_lines -= written
             del self.pending[:n]
             self._synced = False
         if not self._synced:
@@ -218,9 +235,9 @@ class _AppendOnlyFile:
             self._synced = True
 
     def close(self) -> int:
-        """Close the file; return the number of lines never written."""
+        """Close the file; return the number of rows never written (dropped ones included)."""
         os.close(self.fd)
-        return self.pending.count(b"\n")
+        return self.pending.count(b"\n") + self.dropped
 
 
 class Sampler:
@@ -240,6 +257,7 @@ class Sampler:
         metadata: dict | None = None,
         handle_sigterm: bool = True,
         stall_s: float = 0.05,
+        max_unwritten_rows: int = MAX_UNWRITTEN_ROWS,
     ) -> None:
         """``run_dir``: ``<raw_root>/<environment>/<architecture>/<run:03d>`` (created; must not
         hold a previous run). ``pid``: process whose tree CPU/RSS is attributed (default this
@@ -256,11 +274,16 @@ class Sampler:
 
         ``stall_s`` (s): a device reading that takes this long has stalled (an NVML call takes at
         most a few ms): :meth:`mark` stops waiting for it, and the reading is stamped when it
-        returned, with a ``gap_reason``."""
-        if min(interval_s, flush_every_s, stall_s) <= 0 or min(counter_period_s, counter_reuse_s,
-                                                               slow_period_s) < 0:
-            raise ValueError("interval_s, flush_every_s and stall_s must be > 0, "
-                             "counter_period_s, counter_reuse_s and slow_period_s >= 0")
+        returned, with a ``gap_reason``.
+
+        ``max_unwritten_rows``: while writes fail, at most this many rows (and as many events)
+        wait in memory for the next write (:data:`MAX_UNWRITTEN_ROWS`); later ones are dropped
+        until a write succeeds, counted in metadata and named in the final status."""
+        if min(interval_s, flush_every_s, stall_s, max_unwritten_rows) <= 0 or min(
+                counter_period_s, counter_reuse_s, slow_period_s) < 0:
+            raise ValueError("interval_s, flush_every_s, stall_s and max_unwritten_rows must be "
+                             "> 0, counter_period_s, counter_reuse_s and slow_period_s >= 0")
+        self.max_unwritten_rows = int(max_unwritten_rows)
         self.run_dir = Path(run_dir)
         self.interval_s = float(interval_s)
         self.flush_every_s = float(flush_every_s)
@@ -326,7 +349,8 @@ class Sampler:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         samples_path = self.run_dir / SAMPLES_FILE
         try:
-            self._samples_file = _AppendOnlyFile(samples_path, exclusive=True)
+            self._samples_file = _AppendOnlyFile(samples_path, exclusive=True,
+                                                 max_pending_lines=self.max_unwritten_rows)
         except FileExistsError:
             raise FileExistsError(
                 f"{samples_path} exists: the folder holds another sampler's run (a run folder "
@@ -359,7 +383,8 @@ class Sampler:
         self._wall0_ms = time.time_ns() / 1e6
         self._meta = {**self._initial_metadata(), **self._meta}
         write_json(_json_ready(self._meta), self.run_dir / METADATA_FILE)
-        self._events_file = _AppendOnlyFile(self.run_dir / EVENTS_FILE, exclusive=False)
+        self._events_file = _AppendOnlyFile(self.run_dir / EVENTS_FILE, exclusive=False,
+                                            max_pending_lines=self.max_unwritten_rows)
         for file, header in ((self._samples_file, SAMPLE_COLUMNS),
                              (self._events_file, EVENT_COLUMNS)):
             file.add([list(header)])
@@ -797,6 +822,9 @@ class Sampler:
             return status
         errors = [self._write_error_of.get(name, name) for name, lost in
                   ((SAMPLES_FILE, rows_lost), (EVENTS_FILE, events_lost)) if lost]
+        errors += [f"{file.path.name}: {file.dropped} dropped while {file.max_pending_lines} "
+                   "unwritten waited" for file in (self._samples_file, self._events_file)
+                   if file.dropped]
         return _add_failure(status, f"{rows_lost} rows and {events_lost} events not written "
                                     f"({'; '.join(errors)})")
 
@@ -869,6 +897,8 @@ class Sampler:
             "n_samples": summary.n_samples,
             "rows_lost": rows_lost,  # sampled, never written (the last write failed too)
             "events_lost": events_lost,
+            "rows_dropped": self._samples_file.dropped,  # of rows_lost: past max_unwritten_rows
+            "events_dropped": self._events_file.dropped,
             "write_errors": self._n_write_errors,  # failed writes, retried or not
             "last_write_error": self._last_write_error,
             "n_ticks": summary.n_ticks,
@@ -927,6 +957,7 @@ class Sampler:
                 "counter_reuse_s": self.counter_reuse_s,
                 "slow_period_s": self.slow_period_s,
                 "stall_s": self.stall_s,
+                "max_unwritten_rows": self.max_unwritten_rows,
                 "pid": self._cpu.pid,
                 "monotonic_start_s": self._mono0,
             },

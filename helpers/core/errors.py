@@ -28,3 +28,9 @@ class InputFormatError(ValueError):
         if column is not None:
             where += f", column {column!r}"
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self) -> tuple[type[InputFormatError], tuple, dict]:
+        """Pickle by the constructor's arguments (the default passes only the message, which the
+        constructor cannot take back), with the instance's attributes (notes included): the
+        error survives a trip through a process pool or a notebook run by papermill."""
+        return type(self), (self.path, self.reason, self.line, self.column), self.__dict__

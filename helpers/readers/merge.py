@@ -82,49 +82,133 @@ class MergeResult:
     match_counts: pd.DataFrame
 
 
+def _stamps(times: pd.Series, unit: str, what: str) -> np.ndarray:
+    """Integer stamps of ``times`` in ``unit``; NaT is an error (as in ``merge_asof``)."""
+    if times.isna().any():
+        raise ValueError(f"{what} have missing time stamps (time_utc)")
+    return times.dt.as_unit(unit).astype("int64").to_numpy()
+
+
+def _run_codes(gpu_runs: pd.Series, cpu_runs: pd.Series
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(GPU rows' run codes, CPU rows' run codes (-1: a run without GPU rows), the GPU run
+    labels by code, each GPU run's CPU row count)."""
+    gpu_codes, labels = pd.factorize(gpu_runs)
+    cpu_codes, cpu_labels = pd.factorize(cpu_runs)
+    to_gpu = np.append(pd.Index(labels).get_indexer(cpu_labels), -1)  # code -1: no run_id
+    cpu_codes = to_gpu[cpu_codes]
+    cpu_counts = np.bincount(cpu_codes[cpu_codes >= 0], minlength=len(labels))
+    return gpu_codes, cpu_codes, np.asarray(labels), cpu_counts
+
+
+def _nearest_rows(g_code: np.ndarray, g_t: np.ndarray, c_code: np.ndarray, c_t: np.ndarray,
+                  tolerance: int) -> np.ndarray:
+    """For each GPU row, the CPU row of the same run (code) nearest in time within
+    ``tolerance`` (-1: none). Ties go to the earlier CPU sample; among CPU samples with one
+    stamp, the last before a GPU sample and the first after it count (``merge_asof``'s
+    'nearest'). Rows are found by one sorted key per row, run code x span + time."""
+    rows = np.flatnonzero(c_code >= 0)
+    if not rows.size or not g_t.size:
+        return np.full(g_t.shape, -1, dtype=np.int64)
+    if rows.size == c_code.size:  # every CPU row belongs to a GPU run: no copy
+        rows = slice(None)
+    t0 = min(int(g_t.min()), int(c_t[rows].min()))
+    span = max(int(g_t.max()), int(c_t[rows].max())) - t0 + 1
+    if span * (int(max(g_code.max(), c_code.max())) + 2) >= 2**62:
+        raise ValueError("time stamps span too long a time to join")
+    c_key = c_code[rows] * span + (c_t[rows] - t0)
+    order = np.arange(c_code.size)[rows]
+    if np.any(np.diff(c_key) < 0):
+        by_key = np.argsort(c_key, kind="stable")
+        order, c_key = order[by_key], c_key[by_key]
+    g_low = g_code * span  # a run's keys: g_low .. g_low + span - 1
+    g_key = g_low + (g_t - t0)
+    last = len(c_key) - 1
+    back = np.searchsorted(c_key, g_key, side="right") - 1
+    fwd = back + 1  # the first CPU key >= the GPU key: past equal keys, if any
+    same = np.flatnonzero(back >= 0)
+    same = same[c_key[back[same]] == g_key[same]]
+    fwd[same] = np.searchsorted(c_key, g_key[same], side="left")
+    b_key, f_key = c_key[np.maximum(back, 0)], c_key[np.minimum(fwd, last)]
+    b_gap, f_gap = g_key - b_key, f_key - g_key
+    in_run = g_code >= 0
+    b_ok = in_run & (back >= 0) & (b_key >= g_low) & (b_gap <= tolerance)
+    f_ok = in_run & (fwd <= last) & (f_key < g_low + span) & (f_gap <= tolerance)
+    use_b = b_ok & (~f_ok | (b_gap <= f_gap))
+    pick = np.where(use_b, back, np.where(f_ok, fwd, -1))
+    return np.where(pick >= 0, order[np.maximum(pick, 0)], -1)
+
+
 def merge_nearest(gpu: pd.DataFrame, cpu: pd.DataFrame,
                   tolerance_s: float = DEFAULT_TOLERANCE_S,
                   cpu_columns: tuple[str, ...] = ("cpu_usage", "memory_usage", "cpu_temperature_c"),
                   ) -> MergeResult:
     """Join each GPU sample to the nearest CPU/RAM sample of the same run within
-    ``tolerance_s`` (``pandas.merge_asof``, direction 'nearest'). Unmatched GPU samples keep
-    NaN CPU fields; ``cpu_match_gap_s`` holds |Δt| of each match. Both frames need ``run_id``
-    and tz-aware ``time_utc``."""
+    ``tolerance_s`` (as ``pandas.merge_asof`` with direction 'nearest', by ``run_id``; a tie
+    goes to the earlier CPU sample), in the GPU samples' order. Unmatched GPU samples keep NaN
+    CPU fields; ``cpu_match_gap_s`` holds |Δt| of each match. Both frames need ``run_id`` and
+    ``time_utc`` (datetimes of one time zone, no NaT)."""
     if tolerance_s < 0:
         raise ValueError("tolerance_s must be >= 0")
     require_columns(gpu, ["run_id", "time_utc"], "GPU samples")
     require_columns(cpu, ["run_id", "time_utc", *cpu_columns], "CPU/RAM samples")
-    left = gpu.reset_index(drop=True).rename_axis("_order").reset_index()
-    left = left.sort_values("time_utc", kind="stable")
-    right = cpu[["run_id", "time_utc", *cpu_columns]].copy()
-    right["_cpu_time"] = right["time_utc"]
-    right = right.sort_values("time_utc", kind="stable")
-    merged = pd.merge_asof(
-        left, right, on="time_utc", by="run_id", direction="nearest",
-        tolerance=pd.Timedelta(seconds=tolerance_s),
-    )
-    merged = merged.sort_values("_order").drop(columns="_order").reset_index(drop=True)
-    gap = (merged["_cpu_time"] - merged["time_utc"]).abs().dt.total_seconds()
-    merged["cpu_match_gap_s"] = gap.astype("float64")
-    merged = merged.drop(columns="_cpu_time")
-    matched = merged["cpu_match_gap_s"].notna()
+    both = [c for c in cpu_columns if c in gpu.columns]
+    if both:
+        raise ValueError(f"GPU samples already have CPU columns {both}")
+    unit = "ns" if gpu["time_utc"].dt.unit != cpu["time_utc"].dt.unit else gpu["time_utc"].dt.unit
+    g_code, c_code, labels, cpu_counts = _run_codes(gpu["run_id"], cpu["run_id"])
+    g_t = _stamps(gpu["time_utc"], unit, "GPU samples")
+    c_t = _stamps(cpu["time_utc"], unit, "CPU/RAM samples")
+    tolerance = int(pd.Timedelta(seconds=tolerance_s).as_unit(unit) / pd.Timedelta(1, unit))
+    match = _nearest_rows(g_code, g_t, c_code, c_t, tolerance)
+    hit = match >= 0
+    merged = gpu.reset_index(drop=True)
+    for col in cpu_columns:
+        merged[col] = pd.api.extensions.take(cpu[col].to_numpy(), match, allow_fill=True)
+    gap = np.zeros(len(g_t), dtype=np.int64)
+    gap[hit] = np.abs(c_t[match[hit]] - g_t[hit])
+    gap_s = pd.TimedeltaIndex(gap.view(f"timedelta64[{unit}]")).total_seconds().to_numpy()
+    merged["cpu_match_gap_s"] = np.where(hit, gap_s, np.nan)
+    order = np.argsort(labels)
+    valid = g_code >= 0
+    gpu_samples = np.bincount(g_code[valid], minlength=len(labels))[order]
+    matched = np.bincount(g_code[valid & hit], minlength=len(labels))[order]
     counts = pd.DataFrame({
-        "gpu_samples": merged.groupby("run_id", sort=True).size(),
-        "matched": matched.groupby(merged["run_id"]).sum(),
-    })
-    counts["unmatched"] = counts["gpu_samples"] - counts["matched"]
-    counts["cpu_samples"] = cpu.groupby("run_id").size().reindex(counts.index).fillna(0)
-    counts = counts.astype("int64").reset_index()
+        "run_id": pd.Series(labels[order], dtype=gpu["run_id"].dtype),
+        "gpu_samples": gpu_samples, "matched": matched, "unmatched": gpu_samples - matched,
+        "cpu_samples": cpu_counts[order]}).astype({c: "int64" for c in (
+            "gpu_samples", "matched", "unmatched", "cpu_samples")})
     return MergeResult(merged, counts)
+
+
+def attach_run_columns(samples: pd.DataFrame, runs: pd.DataFrame,
+                       columns: list[str]) -> pd.DataFrame:
+    """``samples`` with ``columns`` of ``runs`` (one row per ``run_id``) appended by
+    ``run_id``: a many-to-one left join in the samples' order (missing values for a run not in
+    ``runs``). Returns a new frame."""
+    if not runs["run_id"].is_unique:
+        raise ValueError("runs must have one row per run_id")
+    codes, labels = pd.factorize(samples["run_id"])
+    row = np.append(pd.Index(runs["run_id"]).get_indexer(labels), -1)[codes]
+    new = {}
+    for col in columns:
+        column = runs[col]
+        extension = isinstance(column.dtype, pd.api.extensions.ExtensionDtype)  # e.g. str
+        values = column.array if extension else column.to_numpy()  # numpy: NaN fills, upcast
+        new[col] = pd.api.extensions.take(values, row, allow_fill=True)
+    return samples.assign(**new)
 
 
 def add_elapsed(samples: pd.DataFrame) -> pd.DataFrame:
     """Add ``elapsed_s``: seconds since each run's first sample. Returns a new frame."""
     t = samples["time_utc"]
-    first = t.groupby(samples["run_id"]).transform("min")
-    out = samples.copy()
-    out["elapsed_s"] = (t - first).dt.total_seconds().astype("float64")
-    return out
+    codes, _ = pd.factorize(samples["run_id"])
+    missing = t.isna().to_numpy()
+    stamps = np.where(missing, np.iinfo(np.int64).max, t.astype("int64").to_numpy())
+    first = pd.Series(stamps).groupby(codes).transform("min").to_numpy()
+    since = np.where(missing, 0, stamps - first).view(f"timedelta64[{t.dt.unit}]")
+    elapsed = pd.TimedeltaIndex(since).total_seconds().to_numpy(dtype="float64")
+    return samples.assign(elapsed_s=np.where((codes >= 0) & ~missing, elapsed, np.nan))
 
 
 #: Phase events that happen once per run, and once per epoch (docs/raw-format.md#eventscsv).
@@ -196,8 +280,8 @@ def to_profiling_schema(samples: pd.DataFrame, dataset: str) -> pd.DataFrame:
     units (timestamp as int64 ms since the Unix epoch, UTC), followed by the extra columns of
     :data:`helpers.core.schema.SAMPLE_EXTRA_COLUMNS` that the source has. ``samples`` must hold
     environment, architecture, run and the profiling fields."""
-    out = samples.rename(columns={"environment": "train_strategy"}).copy()
-    out["timestamp"] = out["time_utc"].astype("datetime64[ms, UTC]").astype("int64")
+    out = samples.rename(columns={"environment": "train_strategy"})
+    out["timestamp"] = out["time_utc"].dt.as_unit("ms").astype("int64")
     out["dataset"] = dataset
     if "gpu_index" not in out.columns:
         out["gpu_index"] = 0

@@ -20,14 +20,21 @@ Bad input never crashes inside pandas or pyarrow (docs/raw-format.md#plausibilit
 Each is a :class:`Skip` record naming file, line, column and reason (``rows``: rows left
 out), or raises :class:`~helpers.core.errors.InputFormatError` when ``strict=True``. A UTF-8
 byte-order mark and CRLF line ends are read as usual.
+
+Speed: :func:`read_logs` reads the files as text in threads, then parses the rows of all logs
+of one header variant at once (:mod:`helpers.readers.textcolumns`). A log with anything to
+record is parsed again on its own by the per-file path of :func:`read_gpu_log` /
+:func:`read_cpu_log`, so both paths give the same table and the same skips.
 """
 
 from __future__ import annotations
 
 import re
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -37,8 +44,9 @@ import pyarrow.compute as pc
 from helpers.core import bounds
 from helpers.core.errors import InputFormatError
 from helpers.core.units import MS_PER_S
-from helpers.readers import rawfile
+from helpers.readers import rawfile, textcolumns
 from helpers.readers.rawfile import Skip
+from helpers.readers.textcolumns import NUMBER_RE, TIME_RE
 
 #: Default timezone of the published local-time stamps (the study ran in Barcelona).
 DEFAULT_TZ = "Europe/Madrid"
@@ -72,6 +80,15 @@ GPU_NUMERIC = {
 CPU_HEADER = ["timestamp", "cpu usage (%)", "memory usage (MB)", "temperature (Celsius)"]
 CPU_COLUMNS = {"cpu usage (%)": "cpu_usage", "memory usage (MB)": "memory_usage",
                "temperature (Celsius)": "cpu_temperature_c"}
+CPU_NUMERIC = {col: ("", 1.0) for col in CPU_COLUMNS}
+#: Per kind of log: its columns, numeric columns (unit, scale), renamed columns.
+_KINDS: dict[str, tuple[list[str], dict[str, tuple[str, float]], dict[str, str]]] = {
+    "gpu": (GPU_COLUMNS, GPU_NUMERIC, {}),
+    "cpu": (CPU_HEADER, CPU_NUMERIC, CPU_COLUMNS),
+}
+#: Columns of a parsed log of each kind.
+OUTPUT_COLUMNS = {"gpu": ["time_utc", *GPU_COLUMNS[1:], "line"],
+                  "cpu": ["time_utc", *CPU_COLUMNS.values(), "line"]}
 #: Plausible range of each numeric column in the file's units (helpers.core.bounds): (low, high,
 #: unit). The power draw's upper bound is POWER_LIMIT_FACTOR x its row's power limit where that
 #: is plausible, else GPU_POWER_CEILING_W. A value outside becomes NaN with a recorded skip.
@@ -88,6 +105,8 @@ VALUE_BOUNDS: dict[str, tuple[float, float, str]] = {
     "temperature (Celsius)": (*bounds.TEMPERATURE_RANGE_C, "degC"),
 }
 STAMP_RE = re.compile(r"^(gpu-power|cpu-mem-usage)-(\d{8}T\d{6})\.csv$")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -127,24 +146,22 @@ def _read_rows(path: Path, raw: bytes, names: list[str], strict: bool
     """Parse the body (after the header line) as strings. Returns the Arrow table, the
     physical line number of each row, and skips for torn, undecodable or malformed rows."""
     skips: list[Skip] = []
-    body = raw[raw.index(b"\n") + 1:]
-    if body and not body.endswith(b"\n"):
+    start = raw.index(b"\n") + 1
+    if len(raw) > start and not raw.endswith(b"\n"):
         skips.append(_fail(path, "last line not newline-terminated (torn write), left out",
-                           body.count(b"\n") + 2, None, strict))
-        body = body[:body.rfind(b"\n") + 1]
-    body, bad_text = _clean_body(path, body, names, strict)
-    skips.extend(bad_text)
-    if not body.strip():  # nothing left but a torn line: pyarrow rejects an empty body
+                           rawfile.newlines(raw, start) + 2, None, strict))
+        raw = raw[:raw.rfind(b"\n") + 1]
+    if not (raw.isascii() and b"\x00" not in raw and b"\r" not in raw):  # else: plain text
+        raw, bad_text = _clean_body(path, raw[start:], names, strict)
+        skips.extend(bad_text)
+        start = 0
+    if _blank(raw, start):  # nothing left but a torn line: pyarrow rejects an empty body
         table = pa.table({n: pa.array([], pa.string()) for n in names})
         return table, np.zeros(0, dtype=np.int64), skips
-    table, kept, bad = rawfile.read_string_rows(path, body, names, quote=False)
+    table, kept, bad = rawfile.read_string_rows(path, raw, names, quote=False, start=start)
     skips.extend(_fail(path, f"expected {len(names)} fields, found {found}", line, None, strict)
                  for line, found in bad)
     return table, kept, skips
-
-
-NUMBER_RE = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
-TIME_RE = r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,9})?$"
 
 
 def _bad_rows(path: Path, column: pa.ChunkedArray, ok: np.ndarray, lines: np.ndarray,
@@ -153,21 +170,12 @@ def _bad_rows(path: Path, column: pa.ChunkedArray, ok: np.ndarray, lines: np.nda
             for i in np.flatnonzero(~ok)]
 
 
-def _null_where_bad(text: pa.ChunkedArray, ok: np.ndarray) -> pa.ChunkedArray:
-    if ok.all():
-        return text
-    return pc.if_else(pa.array(ok), text.combine_chunks(), pa.scalar(None, pa.string()))
-
-
 def _to_numeric(table: pa.Table, col: str, unit: str, lines: np.ndarray, path: Path,
                 strict: bool) -> tuple[np.ndarray, np.ndarray, list[Skip]]:
     """Strip whitespace and the unit suffix, then parse floats (vectorised in Arrow). Rows whose
     text is not a number are flagged and recorded with their line and column."""
     raw = table.column(col)
-    text = pc.utf8_trim_whitespace(raw)
-    if unit:  # drop one trailing unit (plain string kernels: a regex per file costs more)
-        cut = pc.utf8_slice_codeunits(text, 0, -len(unit))
-        text = pc.utf8_trim_whitespace(pc.if_else(pc.ends_with(text, unit), cut, text))
+    text = textcolumns.number_text(raw, unit)
     try:  # fast path: Arrow parses every row and all are finite (it accepts no finite value
         # that NUMBER_RE rejects); otherwise flag the rows NUMBER_RE rejects
         values = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
@@ -176,21 +184,9 @@ def _to_numeric(table: pa.Table, col: str, unit: str, lines: np.ndarray, path: P
     except pa.ArrowInvalid:
         pass
     ok = pc.match_substring_regex(text, NUMBER_RE).to_numpy(zero_copy_only=False)
-    values = pc.cast(_null_where_bad(text, ok), pa.float64()).to_numpy(zero_copy_only=False)
+    values = pc.cast(textcolumns.null_where_bad(text, ok), pa.float64()).to_numpy(
+        zero_copy_only=False)
     return values, ok, _bad_rows(path, raw, ok, lines, col, "non-numeric value", strict)
-
-
-def _cast_stamps(text: pa.ChunkedArray, ok: np.ndarray) -> pd.DatetimeIndex:
-    """Naive stamps of ISO-like text (rows not ``ok`` -> NaT). Arrow parses all at once; a
-    well-formed but impossible stamp (month 13, 29 February 2023) fails the whole column there,
-    so pandas then parses row by row, impossible stamps becoming NaT."""
-    try:
-        stamps = pc.cast(_null_where_bad(text, ok), pa.timestamp("us"))
-        return pd.DatetimeIndex(stamps.to_numpy(zero_copy_only=False))
-    except pa.ArrowInvalid:
-        values = pd.Series(text.to_numpy(zero_copy_only=False)).where(ok)
-        parsed = pd.to_datetime(values, format="ISO8601", errors="coerce")
-        return pd.DatetimeIndex(parsed).as_unit("us")
 
 
 def _parse_time(table: pa.Table, lines: np.ndarray, tz: str, path: Path, strict: bool
@@ -199,9 +195,9 @@ def _parse_time(table: pa.Table, lines: np.ndarray, tz: str, path: Path, strict:
     isoformat drops it when microseconds are 0) and convert them from ``tz`` to UTC (ms).
     Stamps outside :func:`helpers.core.bounds.stamps_in_range` are bad rows too."""
     raw = table.column("timestamp")
-    text = pc.replace_substring(pc.utf8_trim_whitespace(raw), "/", "-")
+    text = textcolumns.stamp_text(raw)
     ok = pc.match_substring_regex(text, TIME_RE).to_numpy(zero_copy_only=False)
-    local = _cast_stamps(text, ok)
+    local = pd.DatetimeIndex(textcolumns.cast_stamps(text, ok))
     utc = local.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").tz_convert("UTC").as_unit("ms")
     ok = ok & ~np.asarray(utc.isna())
     skips = _bad_rows(path, raw, ok, lines, "timestamp", "unparsable timestamp", strict)
@@ -252,6 +248,15 @@ def _order_rows(df: pd.DataFrame, path: Path, strict: bool) -> tuple[pd.DataFram
     return df.loc[~drop].reset_index(drop=True), skips
 
 
+_NOT_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")
+
+
+def _blank(data: bytes, start: int = 0) -> bool:
+    """Whether ``data[start:]`` holds nothing but ASCII whitespace (what ``bytes.strip``
+    removes), without copying it."""
+    return _NOT_SPACE.search(data, start) is None
+
+
 def _read_head(path: Path, strict: bool) -> tuple[bytes, list[str] | None, Skip | None]:
     """Read the file (a UTF-8 byte-order mark dropped) and split its first line; a folder, an
     unreadable, empty or header-only file gives a skip."""
@@ -259,11 +264,12 @@ def _read_head(path: Path, strict: bool) -> tuple[bytes, list[str] | None, Skip 
         raw = rawfile.read_bytes(path)
     except InputFormatError as err:
         return b"", None, _fail(path, err.reason, None, None, strict)
-    if not raw.strip():
+    if _blank(raw):
         return raw, None, _fail(path, "empty file", None, None, strict)
-    first, _, rest = raw.partition(b"\n")
+    end = raw.find(b"\n")
+    first = raw if end < 0 else raw[:end]
     header = [c.strip() for c in first.decode("utf-8", errors="replace").split(",")]
-    if not rest.strip() and not header[0][:2].isdigit():
+    if (end < 0 or _blank(raw, end + 1)) and not header[0][:2].isdigit():
         return raw, None, _fail(path, "header only, no samples", 1, None, strict)
     return raw, header, None
 
@@ -299,14 +305,12 @@ def _implausible(path: Path, values: dict[str, np.ndarray], ok: np.ndarray,
     return [replace(s, rows=0) for s in skips]
 
 
-def _parse_body(path: Path, raw: bytes, names: list[str], numeric: dict[str, tuple[str, float]],
-                rename: dict[str, str], tz: str, strict: bool
-                ) -> tuple[pd.DataFrame, list[Skip]]:
-    """Parse rows, numeric columns and stamps; drop (and record) bad and out-of-order rows;
-    set implausible values to NaN (recorded)."""
-    table, lines, skips = _read_rows(path, raw, names, strict)
-    time_utc, ok, s = _parse_time(table, lines, tz, path, strict)
-    skips.extend(s)
+def _parse_table(path: Path, table: pa.Table, lines: np.ndarray, kind: str, tz: str,
+                 strict: bool) -> tuple[pd.DataFrame, list[Skip]]:
+    """Parse one file's string rows (numeric columns and stamps); drop (and record) bad and
+    out-of-order rows; set implausible values to NaN (recorded)."""
+    names, numeric, rename = _KINDS[kind]
+    time_utc, ok, skips = _parse_time(table, lines, tz, path, strict)
     values: dict[str, np.ndarray] = {}
     for col in names[1:]:
         if col in numeric:
@@ -337,8 +341,46 @@ def _empty_frame(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "float64")) for c in columns})
 
 
-def _empty_log(path: Path, columns: list[str], skip: Skip) -> ParsedLog:
-    return ParsedLog(path, _empty_frame(columns), [skip])
+@dataclass
+class _LogText:
+    """One log file read as strings (:func:`_read_text`): ``table`` (None where the whole file
+    is left out), the physical line of each row, the header variant, the skips so far."""
+
+    path: Path
+    kind: str
+    variant: str
+    table: pa.Table | None
+    lines: np.ndarray
+    skips: list[Skip]
+
+
+def _variant(kind: str, header: list[str]) -> str | None:
+    """The header variant of a ``kind`` ('gpu', 'cpu') log; None: an unknown header."""
+    known = {"cpu": {"psutil": CPU_HEADER},
+             "gpu": {"renamed": GPU_COLUMNS, "nvidia-smi": NVSMI_HEADER}}[kind]
+    return next((name for name, names in known.items() if header == names), None)
+
+
+def _read_text(path: Path, kind: str, strict: bool) -> _LogText:
+    """Read a ``kind`` log's rows as strings. A folder, an unreadable, empty, header-only or
+    header-less file, or an unknown header leaves the whole file out (one skip)."""
+    raw, header, skip = _read_head(path, strict)
+    variant = None if skip else _variant(kind, header)
+    if not skip and variant is None:
+        skip = _header_skip(path, header, strict)
+    if skip:
+        return _LogText(path, kind, "", None, np.zeros(0, dtype=np.int64), [skip])
+    table, lines, skips = _read_rows(path, raw, _KINDS[kind][0], strict)
+    return _LogText(path, kind, variant, table, lines, skips)
+
+
+def _parse_text(text: _LogText, tz: str, strict: bool) -> ParsedLog:
+    """The per-file path: a log read as strings, parsed with every problem recorded."""
+    columns = OUTPUT_COLUMNS[text.kind]
+    if text.table is None:
+        return ParsedLog(text.path, _empty_frame(columns), text.skips)
+    df, skips = _parse_table(text.path, text.table, text.lines, text.kind, tz, strict)
+    return ParsedLog(text.path, df[columns], text.skips + skips, text.variant)
 
 
 def read_gpu_log(path: str | Path, tz: str = DEFAULT_TZ, strict: bool = False) -> ParsedLog:
@@ -349,34 +391,13 @@ def read_gpu_log(path: str | Path, tz: str = DEFAULT_TZ, strict: bool = False) -
     ``line`` (1-based physical line). Unknown or missing headers yield an empty log with one
     file-level skip (or an error when ``strict``).
     """
-    path = Path(path)
-    out_cols = ["time_utc", *GPU_COLUMNS[1:], "line"]
-    raw, header, skip = _read_head(path, strict)
-    if skip:
-        return _empty_log(path, out_cols, skip)
-    if header == GPU_COLUMNS:
-        variant = "renamed"
-    elif header == NVSMI_HEADER:
-        variant = "nvidia-smi"
-    else:
-        return _empty_log(path, out_cols, _header_skip(path, header, strict))
-    df, skips = _parse_body(path, raw, GPU_COLUMNS, GPU_NUMERIC, {}, tz, strict)
-    return ParsedLog(path, df[out_cols], skips, variant)
+    return _parse_text(_read_text(Path(path), "gpu", strict), tz, strict)
 
 
 def read_cpu_log(path: str | Path, tz: str = DEFAULT_TZ, strict: bool = False) -> ParsedLog:
     """Parse one ``cpu-mem-usage-*.csv``: ``time_utc``, ``cpu_usage`` (%), ``memory_usage``
     (MB), ``cpu_temperature_c`` (degC), ``line``."""
-    path = Path(path)
-    out_cols = ["time_utc", *CPU_COLUMNS.values(), "line"]
-    raw, header, skip = _read_head(path, strict)
-    if skip:
-        return _empty_log(path, out_cols, skip)
-    if header != CPU_HEADER:
-        return _empty_log(path, out_cols, _header_skip(path, header, strict))
-    numeric = {c: ("", 1.0) for c in CPU_COLUMNS}
-    df, skips = _parse_body(path, raw, CPU_HEADER, numeric, CPU_COLUMNS, tz, strict)
-    return ParsedLog(path, df[out_cols], skips, "psutil")
+    return _parse_text(_read_text(Path(path), "cpu", strict), tz, strict)
 
 
 def discover_runs(raw_dir: str | Path) -> pd.DataFrame:
@@ -427,90 +448,238 @@ class Seaa2023Logs:
 
 
 @dataclass
-class _ParsedRun:
-    """One run's GPU and CPU samples (None: no file), its skips, and in strict mode the first
-    error as (file, reason, line, column): an InputFormatError does not survive the trip back
-    from a worker process (its pickled form lacks the constructor's arguments)."""
+class _Batch:
+    """The fast path's columns of one kind: every row of the files it parsed (output names;
+    ``gpu_name`` as Arrow strings), and whether each file parsed cleanly."""
 
-    gpu: pd.DataFrame | None
-    cpu: pd.DataFrame | None
-    skips: list[dict]
-    error: tuple[str, str, int | None, str | None] | None = None
+    columns: dict[str, np.ndarray]
+    names: pa.LargeStringArray | None
+    clean: np.ndarray
 
 
-def _parse_run(args: tuple[str, Path | None, Path | None, str, str, bool]) -> _ParsedRun:
-    """Parse one run's GPU and CPU logs (runs in a worker process)."""
-    run_id, gpu_file, cpu_file, raw_dir, tz, strict = args
-    frames: list[pd.DataFrame | None] = []
-    skips: list[dict] = []
-    present = Path(gpu_file or cpu_file)
-    stamp = STAMP_RE.match(present.name).group(2)
-    for path, reader, name in ((gpu_file, read_gpu_log, "gpu-power"),
-                               (cpu_file, read_cpu_log, "cpu-mem-usage")):
-        if path is None:
-            frames.append(None)
-            missing = (present.parent / f"{name}-{stamp}.csv").relative_to(raw_dir)
-            skips.append({"run_id": run_id, "file": str(missing), "line": None, "column": None,
-                          "reason": f"no {name} file for this stamp", "rows": 0})
-            continue
+@dataclass
+class _File:
+    """One log of a run in :func:`read_logs`: where its rows come from (``rows``: its batch,
+    first row there and row count, or ``frame``: parsed by the per-file path), its skips, and
+    in strict mode its first error."""
+
+    run_id: str
+    kind: str
+    rel: str
+    present: bool = True
+    text: _LogText | None = None
+    rows: tuple[_Batch, int, int] | None = None
+    frame: pd.DataFrame | None = None
+    skips: list[dict] = field(default_factory=list)
+    error: InputFormatError | None = None
+
+    def record(self, skips: list[Skip]) -> None:
+        self.skips.extend({"run_id": self.run_id, **asdict(s), "file": self.rel} for s in skips)
+
+
+def _run_files(runs: pd.DataFrame, raw_dir: Path) -> list[_File]:
+    """The GPU and CPU log of every run, in run order; a missing one is a recorded skip."""
+    files = []
+    for r in runs.itertuples():
+        present = Path(r.gpu_file or r.cpu_file)
+        for kind, path, name in (("gpu", r.gpu_file, "gpu-power"),
+                                 ("cpu", r.cpu_file, "cpu-mem-usage")):
+            if path is not None:
+                files.append(_File(r.run_id, kind, str(Path(path).relative_to(raw_dir))))
+                continue
+            missing = (present.parent / f"{name}-{r.stamp}.csv").relative_to(raw_dir)
+            files.append(_File(r.run_id, kind, str(missing), present=False, skips=[{
+                "run_id": r.run_id, "file": str(missing), "line": None, "column": None,
+                "reason": f"no {name} file for this stamp", "rows": 0}]))
+    return files
+
+
+def _map(fn: Callable[[T], R], items: list[T], workers: int) -> list[R]:
+    """``fn`` of each item, by ``workers`` threads (1: in this thread). Arrow's CSV reader and
+    compute kernels release the GIL, so the threads share the cores."""
+    if workers <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def _read_texts(files: list[_File], raw_dir: Path, strict: bool, workers: int) -> None:
+    """Read every present log as strings, ``workers`` threads in parallel."""
+    def read(f: _File) -> None:
         try:
-            log = reader(path, tz, strict)
-        except InputFormatError as err:  # strict only: raised again by read_logs
-            return _ParsedRun(None, None, [], (str(err.path), err.reason, err.line, err.column))
-        rel = str(Path(path).relative_to(raw_dir))
-        df = log.data
-        df.insert(0, "run_id", run_id)
-        df["source_file"] = rel
-        for col in ("run_id", "source_file", "gpu_name"):
-            if col in df:
-                df[col] = df[col].astype("category")
-        frames.append(df)
-        skips.extend({"run_id": run_id, **asdict(s), "file": rel} for s in log.skips)
-    return _ParsedRun(frames[0], frames[1], skips)
+            f.text = _read_text(raw_dir / f.rel, f.kind, strict)
+        except InputFormatError as err:  # strict only
+            f.error = err
+
+    _map(read, [f for f in files if f.present], workers)
 
 
-def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    df = pd.concat(parts, ignore_index=True)
-    for col in ("run_id", "source_file", "gpu_name"):
-        if col in df:
-            df[col] = df[col].astype(str)
-    return df
+def _implausible_rows(values: dict[str, np.ndarray]) -> np.ndarray:
+    """Rows with any value outside :data:`VALUE_BOUNDS` (see :func:`_implausible`)."""
+    n = len(next(iter(values.values())))
+    bad = np.zeros(n, dtype=bool)
+    for col, (low, high, _) in VALUE_BOUNDS.items():
+        if col not in values:
+            continue
+        v = values[col]
+        if col == "gpu_power_draw":
+            high = bounds.max_power_w(values["gpu_max_power"], bounds.GPU_POWER_CEILING_W)
+        if not (v.size and low <= v.min() and v.max() <= np.min(high)):  # else: all within
+            bad |= bounds.outside(v, low, high)
+    return bad
+
+
+def _parse_batch(texts: list[_LogText], tz: str) -> _Batch:
+    """Parse the rows of many logs of one kind at once (:mod:`helpers.readers.textcolumns`).
+    A file is ``clean`` where every row parses, is in bounds and in order, with no long gap:
+    then the per-file path would give the same rows and record nothing."""
+    names, numeric, rename = _KINDS[texts[0].kind]
+    table = pa.concat_tables([t.table for t in texts])
+    sizes = np.array([t.table.num_rows for t in texts])
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    utc_ms, ok = textcolumns.parse_stamps(table.column("timestamp"), tz)
+    ok &= bounds.stamps_in_range(np.where(ok, utc_ms, 0))
+    values = {}
+    for col, (unit, _) in numeric.items():
+        values[col], col_ok = textcolumns.parse_numbers(table.column(col), unit)
+        ok &= col_ok
+    step = np.diff(utc_ms)
+    jump = np.r_[False, (step <= 0) | (step > bounds.MAX_SAMPLE_GAP_S * MS_PER_S)]
+    jump[starts] = False  # a file's first row has no step before it in the file
+    clean = ~np.logical_or.reduceat(~ok | _implausible_rows(values) | jump, starts)
+    columns: dict[str, np.ndarray] = {"time_utc": utc_ms}
+    for col in names[1:]:
+        if col in numeric:
+            columns[rename.get(col, col)] = values[col] * numeric[col][1]
+    columns["line"] = np.concatenate([t.lines for t in texts])
+    gpu_names = None
+    if "gpu_name" in names:
+        gpu_names = pc.cast(pc.utf8_trim_whitespace(table.column("gpu_name")),
+                            pa.large_string()).combine_chunks()
+    return _Batch(columns, gpu_names, clean)
+
+
+def _parse_files(files: list[_File], tz: str, strict: bool, workers: int) -> None:
+    """Parse every log that was read: the fast path for all logs of one kind and header
+    variant at once (a batch per thread of ``workers``), the per-file path (its skips
+    recorded) for the rest."""
+    read = [f for f in files if f.text is not None]
+    fast = [f for f in read if f.text.table is not None and f.text.table.num_rows]
+    groups = [[f for f in fast if (f.kind, f.text.variant) == key]
+              for key in sorted({(f.kind, f.text.variant) for f in fast})]
+
+    batches = _map(lambda group: _parse_batch([f.text for f in group], tz), groups, workers)
+    for group, batch in zip(groups, batches, strict=True):
+        first = 0
+        for f, clean in zip(group, batch.clean, strict=True):
+            n = f.text.table.num_rows
+            if clean:
+                f.rows = (batch, first, n)
+            first += n
+    for f in read:
+        if f.rows is None:
+            try:
+                log = _parse_text(f.text, tz, strict)
+            except InputFormatError as err:  # strict only
+                f.error = err
+                continue
+            f.frame, skips = log.data, log.skips
+        else:
+            skips = f.text.skips
+        f.record(skips)
+        f.text = None  # the strings are no longer needed
+
+
+def _str_column(values: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """Arrow strings as a pandas ``str`` column (no copy)."""
+    dtype = pd.StringDtype("pyarrow", na_value=np.nan)
+    return pd.Series(values.to_pandas(types_mapper={pa.large_string(): dtype}.get), dtype=dtype)
+
+
+def _repeated(values: list[str], counts: list[int]) -> pa.Array:
+    """Each of ``values`` repeated its count of times, as one Arrow string array."""
+    which = np.repeat(np.arange(len(values), dtype=np.int32), counts)
+    return pa.array(values, pa.large_string()).take(pa.array(which))
+
+
+def _assemble(files: list[_File], kind: str) -> pd.DataFrame:
+    """The samples of every ``kind`` log, in run order, with ``run_id`` and ``source_file``
+    (columns as the per-file path gives them)."""
+    columns = ["run_id", *OUTPUT_COLUMNS[kind], "source_file"]
+    parts = [f for f in files if f.kind == kind
+             and (f.rows is not None or (f.frame is not None and len(f.frame)))]
+    if not parts:
+        return _empty_frame(columns)
+    counts = [f.rows[2] if f.rows else len(f.frame) for f in parts]
+
+    def piece(f: _File, col: str) -> np.ndarray | pa.Array:
+        if f.rows is not None:
+            batch, first, n = f.rows
+            if col == "gpu_name":
+                return batch.names.slice(first, n)
+            return batch.columns[col][first:first + n]
+        if col == "gpu_name":
+            return pa.array(f.frame[col].to_numpy(dtype=object), pa.large_string())
+        if col == "time_utc":
+            return f.frame[col].astype("int64").to_numpy()
+        return f.frame[col].to_numpy()
+
+    data: dict[str, object] = {"run_id": _str_column(_repeated([f.run_id for f in parts],
+                                                               counts))}
+    for col in OUTPUT_COLUMNS[kind]:
+        if col == "gpu_name":
+            data[col] = _str_column(pa.concat_arrays([piece(f, col) for f in parts]))
+        elif col == "time_utc":
+            ms = np.concatenate([piece(f, col) for f in parts]).view("datetime64[ms]")
+            data[col] = pd.DatetimeIndex(ms).tz_localize("UTC")
+        else:
+            data[col] = np.concatenate([piece(f, col) for f in parts])
+    data["source_file"] = _str_column(_repeated([f.rel for f in parts], counts))
+    return pd.DataFrame(data, columns=columns, copy=False)  # fresh arrays: no copy
+
+
+def _assemble_all(files: list[_File], workers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The GPU and the CPU table (:func:`_assemble`), in two threads where ``workers`` > 1."""
+    gpu_all, cpu_all = _map(lambda kind: _assemble(files, kind), ["gpu", "cpu"], workers)
+    return gpu_all, cpu_all
+
+
+def _sample_counts(runs: pd.DataFrame, files: list[_File], kind: str) -> pd.Series:
+    """Samples per run in the ``kind`` table (0 for a run without any)."""
+    counts = {f.run_id: f.rows[2] if f.rows else len(f.frame) for f in files
+              if f.kind == kind and (f.rows or (f.frame is not None and len(f.frame)))}
+    return runs["run_id"].map(pd.Series(counts, dtype="int64")).fillna(0)
 
 
 def read_logs(raw_dir: str | Path, tz: str = DEFAULT_TZ, strict: bool = False,
               workers: int = 2) -> Seaa2023Logs:
-    """Discover and parse every run under ``raw_dir``, ``workers`` processes in parallel
-    (1: in this process).
+    """Discover and parse every run under ``raw_dir``.
+
+    The files are read as strings by ``workers`` threads (1: in this thread), then the rows
+    of all logs of a kind are parsed at once (:mod:`helpers.readers.textcolumns`); a log with
+    anything to record goes through the per-file path (:func:`read_gpu_log`,
+    :func:`read_cpu_log`), which gives the same table and records each problem.
 
     Not ``strict`` (the default): every problem of a row, a cell or a whole file (unreadable,
     a folder, empty, unknown header) is a recorded skip and the other files are read; a run
     whose file is unusable keeps its place in ``runs`` with no samples from it. ``strict``:
-    the first problem raises :class:`InputFormatError` naming file, line and column."""
+    the first problem (in run order, GPU log first) raises :class:`InputFormatError` naming
+    file, line and column."""
     raw_dir = Path(raw_dir)
     runs = discover_runs(raw_dir)
     if runs.empty:
         raise FileNotFoundError(f"no gpu-power-*.csv logs under {raw_dir}")
-    jobs = [(r.run_id, r.gpu_file, r.cpu_file, str(raw_dir), tz, strict)
-            for r in runs.itertuples()]
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            parsed = list(pool.map(_parse_run, jobs, chunksize=8))
-    else:
-        parsed = [_parse_run(j) for j in jobs]
-    error = next((p.error for p in parsed if p.error is not None), None)
+    files = _run_files(runs, raw_dir)
+    _read_texts(files, raw_dir, strict, workers)
+    _parse_files(files, tz, strict, workers)
+    error = next((f.error for f in files if f.error is not None), None)
     if error is not None:
-        file, reason, line, column = error
-        raise InputFormatError(file, reason, line=line, column=column)
-    gpu_parts = [p.gpu for p in parsed if p.gpu is not None]
-    gpu_all = _concat(gpu_parts) if gpu_parts else _empty_frame(
-        ["run_id", "time_utc", *GPU_COLUMNS[1:], "line", "source_file"])
-    cpu_parts = [p.cpu for p in parsed if p.cpu is not None]
-    cpu_all = _concat(cpu_parts) if cpu_parts else _empty_frame(
-        ["run_id", "time_utc", *CPU_COLUMNS.values(), "line", "source_file"])
-    skips = [s for p in parsed for s in p.skips]
+        raise error
+    gpu_all, cpu_all = _assemble_all(files, workers)
     runs = runs.copy()
-    runs["n_gpu_samples"] = runs["run_id"].map(gpu_all.groupby("run_id").size()).fillna(0)
-    runs["n_cpu_samples"] = runs["run_id"].map(cpu_all.groupby("run_id").size()).fillna(0)
+    runs["n_gpu_samples"] = _sample_counts(runs, files, "gpu")
+    runs["n_cpu_samples"] = _sample_counts(runs, files, "cpu")
+    skips = [s for f in files for s in f.skips]
     skip_df = pd.DataFrame(skips, columns=["run_id", "file", "line", "column", "reason", "rows"])
     return Seaa2023Logs(runs, gpu_all, cpu_all, skip_df)
 

@@ -30,13 +30,15 @@ from helpers.stages.common import Section, wrote
 
 def merge_seaa2023(raw_dir: Path, tolerance_s: float = merge.DEFAULT_TOLERANCE_S,
                    tz: str = seaa2023.DEFAULT_TZ, metrics_path: Path | None = None,
-                   dataset: str = "seaa2023", workers: int = 2) -> MergeOutputs:
-    """Read the published logs, join GPU with CPU/RAM samples (nearest within ``tolerance_s``
-    seconds), attach model metrics."""
-    logs = seaa2023.read_logs(raw_dir, tz=tz, workers=workers)
+                   dataset: str = "seaa2023", workers: int = 2,
+                   strict: bool = False) -> MergeOutputs:
+    """Read the published logs (``workers`` reader threads; ``strict``: the first bad row or
+    file raises :class:`InputFormatError` instead of a recorded skip), join GPU with CPU/RAM
+    samples (nearest within ``tolerance_s`` seconds), attach model metrics."""
+    logs = seaa2023.read_logs(raw_dir, tz=tz, strict=strict, workers=workers)
     merged = merge.merge_nearest(logs.gpu, logs.cpu, tolerance_s)
-    ident = logs.runs[["run_id", "environment", "architecture", "run"]]
-    samples = merged.samples.merge(ident, on="run_id", how="left", validate="many_to_one")
+    samples = merge.attach_run_columns(merged.samples, logs.runs,
+                                       ["environment", "architecture", "run"])
     samples = merge.add_elapsed(samples)
     profiling = merge.to_profiling_schema(samples, dataset)
     index = logs.runs.drop(columns=["gpu_file", "cpu_file"]).copy()
@@ -81,29 +83,42 @@ def _timezone(found: detect.DetectedInput, cfg: datasets.DatasetConfig) -> str:
 
 def merge_found(found: detect.DetectedInput, dataset: str,
                 tolerance_s: float = merge.DEFAULT_TOLERANCE_S,
-                tz: str = seaa2023.DEFAULT_TZ) -> MergeOutputs:
+                tz: str = seaa2023.DEFAULT_TZ, strict: bool | None = None) -> MergeOutputs:
     """Read a detected dataset with the reader of its kind; ``tz`` is the timezone of the
-    published SEAA 2023 logs (CodeCarbon and samples sources use :func:`_timezone`)."""
+    published SEAA 2023 logs (CodeCarbon and samples sources use :func:`_timezone`).
+
+    ``strict`` means the same for every kind: True, the first bad row or file raises
+    :class:`InputFormatError` naming file, line and column; False, each is a recorded skip
+    (``interim/skips.csv``) and the rest is read. None (the default) keeps each reader's own
+    default: skips for the published logs and run folders, errors for CodeCarbon files, and
+    a samples mapping's ``on_bad_row`` (docs/raw-format.md#plausibility-bounds)."""
     cfg = datasets.get(dataset)
     if found.kind == "seaa2023":
         metrics = found.root.parent / "interim" / "model_metrics.gzip"
         return merge_seaa2023(found.root, tolerance_s, tz,
-                              metrics if metrics.is_file() else None, dataset)
+                              metrics if metrics.is_file() else None, dataset,
+                              strict=bool(strict))
     if found.kind == "project":
-        return project_merge.merge_project(found.root, dataset, tolerance_s)
+        return project_merge.merge_project(found.root, dataset, tolerance_s,
+                                           strict=bool(strict))
     if found.kind == "codecarbon":
+        chosen = {} if strict is None else {"strict": strict}
         result = codecarbon.read_codecarbon(list(found.files), dataset,
                                             environment=found.mapping.get("environment"),
-                                            tz=_timezone(found, cfg))
+                                            tz=_timezone(found, cfg), **chosen)
         return codecarbon.merge_outputs(result)
-    return samples_csv.read_samples(list(found.files), found.mapping, found.mapping_file,
+    mapping = found.mapping if strict is None else {
+        **found.mapping, "on_bad_row": "error" if strict else "skip"}
+    return samples_csv.read_samples(list(found.files), mapping, found.mapping_file,
                                     dataset, _timezone(found, cfg))
 
 
 def merge_dataset(dataset: str, tolerance_s: float = merge.DEFAULT_TOLERANCE_S,
-                  tz: str = seaa2023.DEFAULT_TZ, data_dir: str | None = None) -> MergeOutputs:
-    """Run the merge stage for a dataset: locate its folder, detect its kind, read it."""
-    return merge_found(locate(dataset, data_dir), dataset, tolerance_s, tz)
+                  tz: str = seaa2023.DEFAULT_TZ, data_dir: str | None = None,
+                  strict: bool | None = None) -> MergeOutputs:
+    """Run the merge stage for a dataset: locate its folder, detect its kind, read it
+    (``strict``: see :func:`merge_found`)."""
+    return merge_found(locate(dataset, data_dir), dataset, tolerance_s, tz, strict)
 
 
 def read_interim(dataset: str) -> MergeOutputs:
@@ -130,14 +145,14 @@ def setup_display() -> None:
 
 
 def merge_and_write(dataset: str, tolerance_s: float = merge.DEFAULT_TOLERANCE_S,
-                    tz: str = seaa2023.DEFAULT_TZ, data_dir: str | None = None
-                    ) -> tuple[MergeOutputs, Section]:
+                    tz: str = seaa2023.DEFAULT_TZ, data_dir: str | None = None,
+                    strict: bool | None = None) -> tuple[MergeOutputs, Section]:
     """Merge ``dataset`` (:func:`merge_dataset`) and write the interim tables; the section
     names the input and the kind detected (and the files under it left out), counts runs and
     GPU samples, lists the written files and, for CodeCarbon, what became of each column of the
     files (the ignored ones named)."""
     found = locate(dataset, data_dir)
-    merged = merge_found(found, dataset, tolerance_s, tz)
+    merged = merge_found(found, dataset, tolerance_s, tz, strict)
     paths = merged.write(dataset)
     notes = [f"input: {datasets.relative_to_project(found.path)} (kind {found.kind}: "
              f"{found.evidence})",

@@ -160,6 +160,37 @@ def test_unwritable_folder_at_stop_never_claims_ok(tmp_path, disk, code):
     assert list(run.events["event"]) == ["run_start"]
 
 
+def test_rows_waiting_for_a_failing_disk_are_capped_counted_and_named(tmp_path, disk):
+    """A disk full for long: at most ``max_unwritten_rows`` rows wait in memory; rows sampled
+    past the cap are dropped, counted in metadata and named in the status; once the disk is
+    freed, the rows that waited are written and sampling goes on."""
+    folder = run_dir(tmp_path)
+    disk.csv_only = True  # metadata.json stays writable, so the final status can be read
+    cap, waiting = 20, []
+    with pytest.warns(RuntimeWarning, match="dropped while 20 unwritten waited"):
+        with Sampler(folder, interval_s=0.01, flush_every_s=0.02, gpu_backend=FakeNvmlBackend(),
+                     max_unwritten_rows=cap) as sampler:
+            time.sleep(0.05)
+            disk.failing = errno.ENOSPC
+            deadline = time.monotonic() + 10.0
+            while sampler._samples_file.dropped <= 5 and time.monotonic() < deadline:
+                waiting.append(sampler._samples_file.pending_lines)  # rows held in memory
+                time.sleep(0.01)
+            disk.failing = None
+            time.sleep(0.1)
+    summary = sampler.stop()
+    run = check_consistent(folder, summary)
+    meta = run.metadata["sampler"]
+    assert max(waiting) <= cap and max(waiting) > cap // 2  # bounded, and the cap was reached
+    assert meta["rows_dropped"] > 5 and meta["rows_lost"] == meta["rows_dropped"]
+    assert meta["events_dropped"] == meta["events_lost"] == 0
+    assert run.metadata["status"].startswith("failed: write error: ")
+    assert f"samples.csv: {meta['rows_dropped']} dropped while 20 unwritten waited" in \
+        run.metadata["status"]
+    assert list(run.events["event"]) == ["run_start", "run_end"]  # written after the disk freed
+    assert run.skipped == []  # no torn line: whole rows were dropped
+
+
 def test_failed_start_releases_the_folder(tmp_path, disk):
     folder = run_dir(tmp_path)
     disk.failing = errno.ENOSPC

@@ -142,3 +142,71 @@ def test_profiling_schema_export() -> None:
 def test_profiling_schema_requires_card_fields() -> None:
     with pytest.raises(KeyError, match="gpu_temperature"):
         merge.to_profiling_schema(_merged_samples().drop(columns="gpu_temperature"), "x")
+
+
+def _merge_asof_nearest(gpu: pd.DataFrame, cpu: pd.DataFrame, tolerance_s: float
+                        ) -> pd.DataFrame:
+    """The reference: pandas' merge_asof (direction 'nearest', by run_id), in GPU order."""
+    left = gpu.reset_index(drop=True).rename_axis("_order").reset_index()
+    right = cpu.assign(_cpu_time=cpu["time_utc"])
+    out = pd.merge_asof(left.sort_values("time_utc", kind="stable"),
+                        right.sort_values("time_utc", kind="stable"), on="time_utc",
+                        by="run_id", direction="nearest",
+                        tolerance=pd.Timedelta(seconds=tolerance_s))
+    out = out.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+    out["cpu_match_gap_s"] = (out["_cpu_time"] - out["time_utc"]).abs().dt.total_seconds()
+    return out.drop(columns="_cpu_time")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_nearest_join_equals_pandas_merge_asof(seed: int) -> None:
+    """Stamps on a coarse grid (ties between two CPU samples, repeated stamps), unsorted rows,
+    a run without CPU samples, a CPU run without GPU samples, several time units."""
+    rng = np.random.default_rng(seed)
+    unit = ("ms", "us", "ns")[seed % 3]
+    n, m = int(rng.integers(1, 60)), int(rng.integers(0, 60))
+
+    def frame(runs: str, size: int) -> pd.DataFrame:
+        offsets = pd.to_timedelta(rng.integers(0, 40, size) * 250, unit="ms")
+        return pd.DataFrame({"run_id": rng.choice(list(runs), size),
+                             "time_utc": (T0 + offsets).astype(f"datetime64[{unit}, UTC]")})
+
+    gpu = frame("abcd", n).assign(gpu_power_draw=rng.random(n))
+    cpu = frame("abce", m).assign(cpu_usage=rng.random(m), memory_usage=rng.random(m),
+                                  cpu_temperature_c=rng.random(m))
+    tolerance_s = float(rng.choice([0.0, 0.25, 0.5, 1.0, 0.3]))
+    got = merge.merge_nearest(gpu, cpu, tolerance_s)
+    pd.testing.assert_frame_equal(got.samples, _merge_asof_nearest(gpu, cpu, tolerance_s),
+                                  check_exact=True)
+    counts = got.match_counts.set_index("run_id")
+    assert counts["gpu_samples"].to_dict() == gpu.groupby("run_id").size().to_dict()
+    assert (counts["matched"] == got.samples.groupby("run_id")["cpu_usage"].count()).all()
+    assert counts["cpu_samples"].to_dict() == {
+        r: int((cpu["run_id"] == r).sum()) for r in counts.index}
+
+
+def test_attach_run_columns_is_a_many_to_one_left_join() -> None:
+    samples = gpu_frame(["b", "a", "b", "z"], [0.0, 1.0, 2.0, 3.0])
+    runs = pd.DataFrame({"run_id": ["a", "b"], "environment": ["cloud", "local"], "run": [0, 7]})
+    out = merge.attach_run_columns(samples, runs, ["environment", "run"])
+    expected = samples.merge(runs, on="run_id", how="left", validate="many_to_one")
+    pd.testing.assert_frame_equal(out, expected)
+    assert out["environment"].tolist()[:3] == ["local", "cloud", "local"]
+    assert pd.isna(out["environment"].iloc[3]) and np.isnan(out["run"].iloc[3])
+    with pytest.raises(ValueError, match="one row per run_id"):
+        merge.attach_run_columns(samples, pd.concat([runs, runs]), ["run"])
+
+
+@pytest.mark.parametrize("unit", ["ms", "ns"])
+def test_add_elapsed_skips_missing_stamps_and_run_ids(unit: str) -> None:
+    rng = np.random.default_rng(3)
+    t = pd.Series(T0 + pd.to_timedelta(rng.integers(0, 100, 40) * 137, unit="ms"))
+    t = t.astype(f"datetime64[{unit}, UTC]")
+    t[rng.random(40) < 0.2] = pd.NaT
+    df = pd.DataFrame({"run_id": pd.Series(rng.choice(["a", "b", None], 40), dtype="str"),
+                       "time_utc": t})
+    first = df["time_utc"].groupby(df["run_id"]).transform("min")
+    expected = (df["time_utc"] - first).dt.total_seconds()
+    got = merge.add_elapsed(df)["elapsed_s"]
+    pd.testing.assert_series_equal(got, expected.astype("float64"), check_names=False)
+    assert got.isna().sum() > 0 and got.notna().sum() > 20

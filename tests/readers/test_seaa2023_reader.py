@@ -340,7 +340,7 @@ def test_runs_numbered_by_stamp_order_within_group(tmp_path: Path) -> None:
          ("cloud", "vgg16", "20230101T000000"), ("cloud", "resnet50", "20230102T000000"),
          ("local-v2", "vgg16", "20221201T000000")]}
 
-    # the process pool gives the same tables as the in-process path
+    # two reader threads give the same tables as one
     pooled = seaa2023.read_logs(raw, workers=2)
     pd.testing.assert_frame_equal(pooled.gpu, logs.gpu)
     pd.testing.assert_frame_equal(pooled.cpu, logs.cpu)
@@ -395,3 +395,55 @@ def test_merge_and_clean_survive_missing_and_empty_logs(tmp_path: Path,
     assert "RAM samples for 0.0% of the run" in removed.loc[gpu_only, "reason"]
     assert removed.loc["cloud/vgg16/002", "reason"] == "fewer than 2 samples: empty file"
     assert counts.loc["cloud/vgg16/000", "matched"] == 5
+
+
+#: Published runs of both GPU header variants (local-v2: raw nvidia-smi; cloud: renamed).
+BATCH_RUNS = [("local-v2", "mobilenet_v2", "20230221T090112"),
+              ("local-v2", "mobilenet_v2", "20230221T093210"),
+              ("cloud", "mobilenet_v2", "20221205T095541"),
+              ("cloud", "mobilenet_v2", "20221205T104713")]
+
+
+def _set_field(path: Path, line: int, field: int, value: bytes) -> None:
+    """Set field ``field`` (0-based) of 1-based ``line`` (keeping a ", " separator's space)."""
+    lines = path.read_bytes().split(b"\n")
+    cells = lines[line - 1].split(b",")
+    cells[field] = (b" " if cells[field].startswith(b" ") else b"") + value
+    lines[line - 1] = b",".join(cells)
+    path.write_bytes(b"\n".join(lines))
+
+
+def test_all_logs_at_once_read_as_each_log_alone(tmp_path: Path, seaa2023_root: Path) -> None:
+    """read_logs parses the clean logs of a header variant in one batch and the others file by
+    file: the samples and skips equal those of read_gpu_log / read_cpu_log on each file."""
+    raw = tmp_path / "raw"
+    for env, arch, stamp in BATCH_RUNS:
+        (raw / env / arch).mkdir(parents=True, exist_ok=True)
+        for prefix in ("gpu-power", "cpu-mem-usage"):
+            name = f"{prefix}-{stamp}.csv"
+            (raw / env / arch / name).write_bytes(
+                (seaa2023_root / "raw" / env / arch / name).read_bytes())
+    local, cloud = raw / "local-v2" / "mobilenet_v2", raw / "cloud" / "mobilenet_v2"
+    _set_field(local / "gpu-power-20230221T093210.csv", 10, 6, b"12 Wx")  # not a number
+    _set_field(cloud / "gpu-power-20221205T095541.csv", 20, 8, b"555")  # implausible
+    _set_field(cloud / "cpu-mem-usage-20221205T104713.csv", 7, 0, b"2022-12-05")  # no time
+    bom = cloud / "cpu-mem-usage-20221205T095541.csv"  # read as usual
+    bom.write_bytes(b"\xef\xbb\xbf" + bom.read_bytes())
+    logs = seaa2023.read_logs(raw, workers=2)
+    expected_skips = set()
+    for run in logs.runs.itertuples():
+        for table, path, reader in ((logs.gpu, run.gpu_file, seaa2023.read_gpu_log),
+                                    (logs.cpu, run.cpu_file, seaa2023.read_cpu_log)):
+            alone = reader(path)
+            got = table[table["run_id"] == run.run_id].drop(columns=["run_id", "source_file"])
+            pd.testing.assert_frame_equal(got.reset_index(drop=True), alone.data,
+                                          check_exact=True)
+            rel = str(Path(path).relative_to(raw))
+            expected_skips |= {(rel, s.line, s.column, s.reason) for s in alone.skips}
+    got_skips = {(s.file, None if pd.isna(s.line) else s.line,
+                  None if pd.isna(s.column) else s.column, s.reason)
+                 for s in logs.skips.itertuples()}
+    assert got_skips == expected_skips
+    reasons = " | ".join(logs.skips["reason"])
+    assert "non-numeric value" in reasons and "gpu_temperature 555" in reasons
+    assert "unparsable timestamp" in reasons
