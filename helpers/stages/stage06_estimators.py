@@ -76,12 +76,15 @@ class StudyInputs:
         epoch_source: 'epoch events' or 'pseudo-epochs (N equal time slices)'.
         samples: per-sample power of the runs (``SAMPLE_COLUMNS``) cut to each run's training
             window, ``elapsed_s`` counted from its start.
+        dataset: the dataset read (its reports folder receives the resolved parameters and the
+            per-run estimates); '' writes nothing.
     """
 
     runs: pd.DataFrame
     epochs: pd.DataFrame
     epoch_source: str
     samples: pd.DataFrame
+    dataset: str = ""  # where reports are written ('' : none)
 
     @property
     def measured_j(self) -> pd.Series:
@@ -114,9 +117,9 @@ def load_inputs(dataset: str) -> StudyInputs:
     epochs = epochs[epochs["run_id"].isin(runs["run_id"])] if len(epochs) else epochs
     if len(epochs):
         return StudyInputs(runs, epochs[["run_id", "epoch", "duration_s", "energy_j"]],
-                           "epoch events", samples)
+                           "epoch events", samples, dataset)
     return StudyInputs(runs, online.pseudo_epoch_table(samples, runs),
-                       "pseudo-epochs (N equal time slices)", samples)
+                       "pseudo-epochs (N equal time slices)", samples, dataset)
 
 
 def _read_samples(path) -> pd.DataFrame:
@@ -186,7 +189,13 @@ def resolve_parameters(inputs: StudyInputs, observed_fraction: float = 0.2,
     par.set("change_point_windows", change_point_windows,
             (parameters.block_grid(cp, (0.5, 1, 3)), f"change-point window {cp} x (0.5, 1, 3)"))
     par.set("n_boot", n_boot, parameters.derive_bootstrap(len(inputs.runs)))
-    return StudyParameters(**par.values), Section(tables={"parameters": par.table()})
+    table = par.table()
+    notes = []
+    if inputs.dataset:
+        path = io.write_csv(table, datasets.output_dir(inputs.dataset, "reports")
+                            / "06-parameters.csv")
+        notes.append(f"wrote {datasets.relative_to_project(path)}")
+    return StudyParameters(**par.values), Section(notes, tables={"parameters": table})
 
 
 # --------------------------------------------------------------------------------------------
@@ -624,8 +633,28 @@ def methods_without_fitting(inputs: StudyInputs, params: StudyParameters,
     live, live_why = online_estimates(inputs, observed_fraction, params.stabilisation_epoch,
                                       params.window_epochs, params.change_point_window)
     fixed = FixedEstimates(pd.concat([base, live], axis=1), pd.concat([base_why, live_why], axis=1))
-    return fixed, Section(tables={"estimates (MJ)": (fixed.estimates / 1e6).describe().T.round(3)},
+    notes = []
+    if inputs.dataset:
+        path = io.write_csv(estimates_long(fixed, inputs),
+                            datasets.output_dir(inputs.dataset, "reports") / "06-estimates.csv")
+        notes.append(f"wrote {datasets.relative_to_project(path)}")
+    return fixed, Section(notes,
+                          {"estimates (MJ)": (fixed.estimates / 1e6).describe().T.round(3)},
                           not_estimable=_dead_methods(fixed.estimates, fixed.reasons))
+
+
+def estimates_long(fixed: FixedEstimates, inputs: StudyInputs) -> pd.DataFrame:
+    """One row per run and method without fitting: ``estimate_j`` (NaN where the method cannot
+    estimate that run, with ``reason``), the run's measured ``training_energy_j`` and the
+    window scored."""
+    est = fixed.estimates.rename_axis("run_id").reset_index().melt(
+        id_vars="run_id", var_name="method", value_name="estimate_j")
+    why = fixed.reasons.reindex(columns=fixed.estimates.columns).rename_axis("run_id") \
+        .reset_index().melt(id_vars="run_id", var_name="method", value_name="reason")
+    out = est.merge(why, on=["run_id", "method"], how="left")
+    out["training_energy_j"] = out["run_id"].map(inputs.measured_j)
+    out["window"] = inputs.window
+    return out[["run_id", "method", "estimate_j", "reason", "training_energy_j", "window"]]
 
 
 def _params_table(params: pd.DataFrame) -> pd.DataFrame:

@@ -133,8 +133,8 @@ def test_a_plain_pytorch_script_gives_a_run_folder_with_its_epochs(torch_run):
 
 @pytest.mark.slow
 def test_a_profiled_run_goes_through_notebooks_02_to_06(torch_run, tmp_path, monkeypatch):
-    """The stage calls of notebooks 02-06 in-process (tests/foreign_shapes.py) on the folder."""
-    import foreign_shapes as fs
+    """The stage calls of notebooks 02-06 in-process (tests/stage_calls.py) on the folder."""
+    import stage_calls as fs
 
     from helpers.core import datasets
     from helpers.stages import stage02_merge
