@@ -220,3 +220,27 @@ def test_datasets_without_published_data_need_no_download(fresh_machine, monkeyp
     err = capsys.readouterr().err
     assert env[fetch.URL_ENV] in err
     assert 'make figures DATASETS="gpu-h100"' in err
+
+
+def test_shared_kernel_keeps_modules_but_not_names(project: Path) -> None:
+    """Notebooks run one after another in a SharedKernel: the second sees the modules the first
+    imported (same kernel process) but none of its names; the kernel is gone afterwards."""
+    _notebook(project / "notebooks" / "a.ipynb",
+              "import os, sys, json\nimport colorsys\nleft = 1\n"
+              "print(json.dumps({'pid': os.getpid()}))")
+    _notebook(project / "notebooks" / "b.ipynb",
+              "import os, sys, json\nseen = {'colorsys': 'colorsys' in sys.modules, "
+              "'left': 'left' in dir(), 'pid': os.getpid()}\nprint(json.dumps(seen))")
+    _notebook(project / "notebooks" / "c.ipynb", "print(left)")
+    outputs = []
+    with runner.SharedKernel() as kernel:
+        for stem in ("a", "b"):
+            out = runner.run_notebook(stem, "d", kernel=kernel)
+            text = json.loads(out.read_text())["cells"][-1]["outputs"][0]["text"]
+            outputs.append(json.loads("".join(text)))
+        with pytest.raises(pm.PapermillExecutionError, match="NameError"):
+            runner.run_notebook("c", "d", kernel=kernel)
+        km = kernel.km
+    assert outputs[0]["pid"] == outputs[1]["pid"]
+    assert outputs[1] == {"colorsys": True, "left": False, "pid": outputs[0]["pid"]}
+    assert not km.has_kernel and km.clients == []

@@ -1,4 +1,5 @@
-"""Notebooks 02-06 through papermill, in order, on input folders of every shape a user may bring
+"""Notebooks 02-06 through papermill, in order (in one kernel whose namespace is reset between
+notebooks: helpers.runner.SharedKernel), on input folders of every shape a user may bring
 (tests/raw_shapes.py; the published seaa2023 logs, two environments, from the
 ``seaa2023_subset`` fixture): each notebook of each shape ends, 03-06 each write a not-estimable
 table whose entries all carry a reason, and every saved figure panel shows data or a note saying
@@ -40,11 +41,13 @@ def _run_shape(root: Path, monkeypatch: pytest.MonkeyPatch, dataset: str,
     monkeypatch.setenv(style.FORMATS_ENV, "png")  # drafts: what is drawn is the same
     monkeypatch.setenv(style.DPI_ENV, "50")
     skipped = {}
+    with runner.SharedKernel() as kernel:  # namespace reset between notebooks
+        for stem in NOTEBOOKS:
+            params = dict(FAST.get(stem, {}))
+            if stem == "02-merge" and data_dir is not None:
+                params["data_dir"] = str(data_dir)
+            runner.run_notebook(stem, dataset, params, kernel=kernel)
     for stem in NOTEBOOKS:
-        params = dict(FAST.get(stem, {}))
-        if stem == "02-merge" and data_dir is not None:
-            params["data_dir"] = str(data_dir)
-        runner.run_notebook(stem, dataset, params)
         if stem != "02-merge":
             table = pd.read_csv(datasets.output_dir(dataset, "reports")
                                 / f"{stem[:2]}-not-estimable.csv")

@@ -20,9 +20,11 @@ DATASET = "seaa2023"
 
 
 def run_02_03(subset: Path) -> dict[str, bytes]:
-    """Execute 02 then 03; return the bytes of every interim/processed output file."""
-    runner.run_notebook("02-merge", DATASET, {"data_dir": str(subset)})
-    runner.run_notebook("03-clean", DATASET)
+    """Execute 02 then 03 (in one kernel, its namespace reset between them); return the bytes
+    of every interim/processed output file."""
+    with runner.SharedKernel() as kernel:
+        runner.run_notebook("02-merge", DATASET, {"data_dir": str(subset)}, kernel=kernel)
+        runner.run_notebook("03-clean", DATASET, kernel=kernel)
     out = {}
     for kind in ("interim", "processed"):
         folder = datasets.output_dir(DATASET, kind)
