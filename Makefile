@@ -30,13 +30,13 @@ figures: $(STAMP)
 	$(BIN)/python -m helpers.runner $(if $(VERBOSE),--verbose )$(DATASETS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 3
+	$(BIN)/python -m pytest -q -n 3 --dist worksteal
 
 # Both run the tests on three worker processes (pytest-xdist): on two cores the third overlaps
 # the tests that wait on timers and child processes.
 # The tests not marked slow (no notebook runs, no real training).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n 3 -m "not slow"
+	$(BIN)/python -m pytest -q -n 3 --dist worksteal -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check helpers tests benchmarks notebooks

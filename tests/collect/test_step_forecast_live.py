@@ -320,7 +320,7 @@ def test_early_stopped_run_records_the_planned_epochs_the_forecast_assumed(tmp_p
     # min_delta so large that no epoch improves: patience 6 stops after 7 of 20 epochs; constant
     # power and a loose CV tolerance make an early epoch the stabilisation point despite CPU
     # jitter (this VM's tiny epochs switch between ~0.15 and ~0.26 s, so an interval can span
-    # +-45 %: 20 planned epochs put the forecast ~2.9x above the actual, well outside it)
+    # +-45 %: 20 planned epochs put the forecast ~2.9x above the actual, usually outside it)
     run_dir, meta, lines = _train(tmp_path, FakeNvmlBackend(power=sine_power(300.0, 0.0)),
                                   epochs=20, early_stopping_patience=6,
                                   early_stopping_min_delta=1e9, forecast_cv_tol=0.5)
@@ -333,7 +333,10 @@ def test_early_stopped_run_records_the_planned_epochs_the_forecast_assumed(tmp_p
     stable = [e for e in sf["forecasts"].values() if e["energy_j"] is not None]
     assert stable, sf["forecasts"]
     for entry in stable:  # forecasts of 20 epochs against 7 trained: well above the actual
-        assert entry["error_pct"] > 0 and entry["actual_in_interval"] is False
+        # (whether the interval still reaches down to the actual depends on the machine's
+        # jitter: a loaded machine widens it)
+        assert entry["error_pct"] > 50
+        assert entry["actual_in_interval"] is (entry["low_j"] <= sf["actual_energy_j"])
     assert len(lines) == 7 - sf["first_stable_epoch"]
 
 
