@@ -153,6 +153,9 @@ def profile_overhead(results: Path) -> str:
     marks = [[r["setting"], r["calls"], f"{r['median_us']:.1f} µs", f"{r['p90_us']:.1f} µs"]
              for r in d["marks"]]
     m = d["machine"]
+    slow = [r["setting"] for r in d["marks"]
+            if not r["setting"].startswith("control") and r["median_us"] > 20.0]
+    marks_met = not slow
     return "\n\n".join([
         f"A sleeping command profiled at 10 Hz on a {m['logical_cores']}-core machine (load "
         f"average {m['load_1min']:.1f} during the run): CPU time of the whole profiler process "
@@ -160,9 +163,12 @@ def profile_overhead(results: Path) -> str:
         table(["GPU backend", "GPUs", "rate", "span", "profiler", "sampler alone"], cpu,
               right=range(1, 6)),
         "One `helpers.marks.epoch_end(epoch, loss=…, acc=…)` call, wall time, from inside the "
-        "profiled process. Acceptance ≤ 20 µs: met back to back with and without a receiver. "
-        "Calls 20 ms apart run on a cold core: the control row (only `json.dumps` of the same "
-        "message, at the same pace) shows how much of their cost is the machine, not the mark.",
+        "profiled process. Acceptance ≤ 20 µs (median): "
+        + ("met in every setting. " if marks_met else
+           f"not met in {', '.join(slow)}. ")
+        + "Calls 20 ms apart run on a cold core; the control row (only `json.dumps` of the same "
+        "message, at the same pace) shows how much of their cost is the machine, not the mark; "
+        "the p90 reflects other processes on the machine.",
         table(["setting", "calls", "median", "p90"], marks, right=range(1, 4)),
         reproduce(f"`{PY} benchmarks/bench_profile_overhead.py` (writes "
                   "`benchmarks/results/profile_overhead.json`)"),
