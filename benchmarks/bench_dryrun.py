@@ -161,7 +161,7 @@ def dry_run(name: str, cfg: tuple, out: Path, budget_s: float
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
     print(done.stdout, done.stderr, sep="", end="")
     run_dir = sorted((out / "bench" / model).iterdir())[-1]
-    shown = " ".join(["python", *cmd[1:-4], "--out", "dry-runs"])
+    shown = " ".join(["python", *cmd[1:-4], "--out", "data_outputs/dry-runs"])
     pred = json.loads((run_dir / "prediction.json").read_text())
     run = read_run(run_dir)
     _, _, wins, _ = dryrun.dry_run_windows(run)

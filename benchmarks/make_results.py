@@ -209,10 +209,13 @@ def dry_run(results: Path) -> str:
               right=range(1, 7)),
         f"Fresh CPU runs on this {c['logical_cores']}-core machine: each configuration dry-run "
         "for 30 s in its own process, then trained in full by the driver and measured. "
-        f"Energy MAPE {pct(c['energy_mape_pct'])} over {c['runs']} runs (acceptance ≤ 5 %), "
-        f"time MAPE {pct(c['time_mape_pct'])}: the machine was shared with other work "
-        "(load averages below), and the time errors follow the CPU share each process got "
-        f"(scaled to equal shares: {pct(c['time_mape_at_equal_share_pct'])}, a diagnostic).",
+        f"Energy MAPE {pct(c['energy_mape_pct'])} and time MAPE {pct(c['time_mape_pct'])} over "
+        f"{c['runs']} runs (acceptance ≤ 5 %). The measured energy fell inside the predicted "
+        f"interval in {c['energy_in_interval'] * 100:.0f} % of runs: the interval reflects the "
+        "dry run's own noise only, not the run-to-run variation of the machine (identical full "
+        "runs differ by a few percent here). Time errors follow the CPU share each process "
+        "got: on a machine shared with other work (high load averages) they grow (scaled to "
+        f"equal shares: {pct(c['time_mape_at_equal_share_pct'])}, a diagnostic).",
         table(["model", "px", "dry run", "full run", "energy error", "time error",
                "energy in interval", "load (dry / full)"], cpu_runs, right=range(1, 8)),
         reproduce(f"`{PY} benchmarks/bench_dryrun.py --replay`",

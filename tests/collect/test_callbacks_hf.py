@@ -25,7 +25,6 @@ from transformers import (  # noqa: E402
 
 from helpers import marks  # noqa: E402
 from helpers.collect.callbacks.hf import ProfileCallback  # noqa: E402
-from helpers.collect.marks_server import MarksReceiver  # noqa: E402
 from helpers.readers.project import discover_runs, read_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,39 +68,6 @@ print("params", sum(p.numel() for p in model.parameters()))
 def _offline(monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-
-
-class Received:
-    """What a profiler's marks receiver got: events ``(name, epoch, info)`` and metadata."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, int | None, dict]] = []
-        self.metadata: dict = {}
-        self.receiver = MarksReceiver(lambda n, e, i: self.events.append((n, e, i)),
-                                      self.metadata.update)
-        self.stopped = False
-
-    def stop(self) -> None:
-        """Stop the receiver (once): every mark sent so far is then handled."""
-        if not self.stopped:
-            self.stopped = True
-            self.receiver.stop()
-
-    def names(self) -> list[tuple[str, int | None]]:
-        return [(name, epoch) for name, epoch, _ in self.events]
-
-    def info(self, name: str) -> list[dict]:
-        return [info for n, _, info in self.events if n == name]
-
-
-@pytest.fixture
-def received(monkeypatch):
-    got = Received()
-    got.receiver.start()
-    got.receiver.start_dispatch()
-    monkeypatch.setenv(marks.ENV_VAR, got.receiver.address)
-    yield got
-    got.stop()
 
 
 class Tokens(torch.utils.data.Dataset):

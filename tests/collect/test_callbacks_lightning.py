@@ -20,7 +20,6 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from helpers import marks  # noqa: E402
 from helpers.collect.callbacks.lightning import ProfileCallback  # noqa: E402
-from helpers.collect.marks_server import MarksReceiver  # noqa: E402
 from helpers.readers.project import discover_runs, read_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,39 +68,6 @@ trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_check
 trainer.fit(model, loader(40, 0), loader(16, 1))
 print("params", sum(p.numel() for p in model.parameters()))
 """
-
-
-class Received:
-    """What a profiler's marks receiver got: events ``(name, epoch, info)`` and metadata."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, int | None, dict]] = []
-        self.metadata: dict = {}
-        self.receiver = MarksReceiver(lambda n, e, i: self.events.append((n, e, i)),
-                                      self.metadata.update)
-        self.stopped = False
-
-    def stop(self) -> None:
-        """Stop the receiver (once): every mark sent so far is then handled."""
-        if not self.stopped:
-            self.stopped = True
-            self.receiver.stop()
-
-    def names(self) -> list[tuple[str, int | None]]:
-        return [(name, epoch) for name, epoch, _ in self.events]
-
-    def info(self, name: str) -> list[dict]:
-        return [info for n, _, info in self.events if n == name]
-
-
-@pytest.fixture
-def received(monkeypatch):
-    got = Received()
-    got.receiver.start()
-    got.receiver.start_dispatch()
-    monkeypatch.setenv(marks.ENV_VAR, got.receiver.address)
-    yield got
-    got.stop()
 
 
 class Classifier(pl.LightningModule):
