@@ -10,6 +10,7 @@ saying why not.
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
 import matplotlib
@@ -29,6 +30,9 @@ FORMATS_ENV = "DLE_FIGURE_FORMATS"
 DPI_ENV = "DLE_FIGURE_DPI"
 DEFAULT_FORMATS = ("pdf", "png")
 DEFAULT_DPI = 300
+
+#: Figure -> (path, dpi) of the PNG :func:`save_figure` last wrote of it (previews reuse it).
+SAVED_PNG: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 #: Width of one column / the full page of a two-column paper (inches).
 COLUMN_WIDTH_IN = 3.5
@@ -78,6 +82,8 @@ def save_figure(
             meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
             fig.savefig(tmp, format=ext, metadata=meta, dpi=dpi)
         paths.append(target)
+    if "png" in formats:
+        SAVED_PNG[fig] = (folder / f"{name}.png", dpi)
     record_panels(fig, name, folder)
     return paths
 

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from helpers.core import datasets
 from helpers.core.io import write_csv
-from helpers.plots.style import save_figure, use_style
+from helpers.plots.style import SAVED_PNG, save_figure, use_style
 
 #: Resolution (dots per inch) of the figure previews shown in the notebooks.
 PREVIEW_DPI = 100
@@ -53,7 +53,11 @@ class Section:
 
 
 def figure_png(fig: Figure, dpi: int = PREVIEW_DPI) -> bytes:
-    """PNG bytes of ``fig`` at ``dpi`` (a preview; the saved files keep the style's 300 dpi)."""
+    """PNG bytes of ``fig`` at ``dpi`` (a preview; the saved files keep the style's 300 dpi).
+    A PNG of the figure saved at no more than ``dpi`` (a draft) is shown as it is."""
+    saved = SAVED_PNG.get(fig)
+    if saved is not None and saved[1] <= dpi and saved[0].exists():
+        return saved[0].read_bytes()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()

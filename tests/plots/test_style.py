@@ -60,3 +60,17 @@ def test_figure_index_lists_each_figure_with_its_formats(tmp_path, monkeypatch):
     assert "| `a/04-only-png` (.png) | `04-trade-offs` | `a` |" in index
     assert "| `b/04-both` (.pdf, .png) | `04-trade-offs` | `b` |" in index
     assert "panels" not in index
+
+
+def test_a_draft_png_is_its_own_preview(tmp_path, monkeypatch):
+    from helpers.stages.common import PREVIEW_DPI, figure_png
+
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1], [0, 1])
+    monkeypatch.setenv(style.DPI_ENV, "300")
+    style.save_figure(fig, "d", "04-full", out_dir=tmp_path)
+    assert figure_png(fig) != (tmp_path / "04-full.png").read_bytes()  # rendered at 100 dpi
+    monkeypatch.setenv(style.DPI_ENV, str(PREVIEW_DPI // 2))
+    style.save_figure(fig, "d", "04-draft", out_dir=tmp_path)
+    assert figure_png(fig) == (tmp_path / "04-draft.png").read_bytes()
+    plt.close(fig)
