@@ -209,9 +209,36 @@ def test_notebooks_02_to_06_on_each_input_shape(shape, tmp_path, monkeypatch):
     CHECKS[shape](shape, skipped)
 
 
+def _merge_clean_outputs(dataset: str) -> dict[str, bytes]:
+    """The bytes of every interim/processed output file of ``dataset``."""
+    return {f"{kind}/{f.name}": f.read_bytes() for kind in ("interim", "processed")
+            for f in sorted(datasets.output_dir(dataset, kind).iterdir())}
+
+
 def test_notebooks_02_to_06_on_published_logs_of_two_environments(seaa2023_subset, tmp_path,
                                                                    monkeypatch):
+    """8 published runs (2 architectures x 2 runs x 2 environments); then 02 and 03 again:
+    their outputs are byte-identical on rerun."""
     root = _project(tmp_path)
     _run_shape(root, monkeypatch, "seaa2023", data_dir=seaa2023_subset)
-    runs = pd.read_parquet(datasets.output_dir("seaa2023", "processed") / "runs.parquet")
+    first = _merge_clean_outputs("seaa2023")
+    assert {"interim/profiling.parquet", "interim/run_index.parquet", "interim/skips.csv",
+            "processed/runs.parquet", "processed/all_runs.parquet",
+            "processed/cleaning_steps.csv"} <= set(first)
+    processed = datasets.output_dir("seaa2023", "processed")
+    assert processed.is_relative_to(root.resolve())
+    runs = pd.read_parquet(processed / "runs.parquet")
     assert runs["environment"].nunique() == 2
+    assert len(pd.read_parquet(processed / "all_runs.parquet")) == 8
+    steps = pd.read_csv(processed / "cleaning_steps.csv")
+    assert len(runs) == steps["runs_out"].iloc[-1] == 8  # no step removes these runs
+    assert np.isfinite(runs["energy_j"]).all() and (runs["energy_j"] > 0).all()
+    assert np.isfinite(runs["duration_s"]).all()
+    with runner.SharedKernel() as kernel:
+        runner.run_notebook("02-merge", "seaa2023", {"data_dir": str(seaa2023_subset)},
+                            kernel=kernel)
+        runner.run_notebook("03-clean", "seaa2023", kernel=kernel)
+    second = _merge_clean_outputs("seaa2023")
+    assert second.keys() == first.keys()
+    changed = [name for name in first if first[name] != second[name]]
+    assert changed == [], f"not byte-identical on rerun: {changed}"
