@@ -65,7 +65,12 @@ def test_energy_matches_analytic_integral_and_counter(tmp_path):
     t1 = fake.elapsed_s(ev.loc["run_end", "monotonic_s"])
     analytic_j = energy_j(t1) - energy_j(t0)
 
-    assert summary.gpu_energy_trapezoid_j[0] == pytest.approx(analytic_j, rel=1e-3)
+    # the counter is exact; the trapezoid's error grows with the sampling gaps, which a loaded
+    # machine stretches: bound it by the largest gap h of this run (|error| <= T w^2 A h^2 / 12
+    # for a sine of amplitude A, plus the reading's lag at both ends)
+    h = np.diff(run.samples["monotonic_s"].to_numpy()).max()
+    trap_tol_j = (t1 - t0) * (2 * np.pi) ** 2 * 100.0 * h**2 / 12 + 2 * 350.0 * 0.002
+    assert summary.gpu_energy_trapezoid_j[0] == pytest.approx(analytic_j, abs=trap_tol_j)
     assert summary.gpu_energy_counter_j[0] == pytest.approx(analytic_j, rel=1e-3)
     assert summary.gpu_energy_method == "nvml_counter"
     assert summary.gpu_energy_j == summary.gpu_energy_counter_j[0]
@@ -78,7 +83,7 @@ def test_energy_matches_analytic_integral_and_counter(tmp_path):
     assert len(s) == summary.n_samples > 100
     assert (s["gpu_index"] == 0).all() and s["gap_reason"].isna().all()
     from_file_j = trapezoid(s["monotonic_s"].to_numpy(), s["gpu_power_w"].to_numpy())
-    assert from_file_j == pytest.approx(analytic_j, rel=1e-3)
+    assert from_file_j == pytest.approx(summary.gpu_energy_trapezoid_j[0], rel=1e-6)
     counter = s["gpu_energy_counter_j"].dropna()
     assert counter.iloc[-1] - counter.iloc[0] == pytest.approx(analytic_j, rel=1e-3)
     # the slow counter: at every event (or read < counter_reuse_s before it), otherwise at
