@@ -173,7 +173,7 @@ def test_energy_so_far_without_counter_or_gpu_and_when_unmeasurable(tmp_path, mo
 @pytest.fixture(scope="module")
 def gpu_run(tmp_path_factory):
     """12 epochs on the fake GPU; the transient ends when epoch 1's training pass ends. A CV
-    tolerance of 20% copes with CPU timing jitter on a loaded machine; a window holding the
+    tolerance of 50% copes with CPU timing jitter on a loaded machine; a window holding the
     transient epoch 1 (peak power 5 x the steady level: several times a steady epoch's energy)
     has a CV far above it, also when load stretches the steady epochs."""
     curve = WarmupThenSteady()
@@ -190,7 +190,7 @@ def gpu_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(training, "train_epoch", counted)
         run_dir, meta, lines = _train(tmp_path_factory.mktemp("gpu_run"), fake, epochs=12,
-                                      forecast_cv_tol=0.2)
+                                      forecast_cv_tol=0.5)
     return curve, fake, read_run(run_dir), meta, lines
 
 
@@ -198,7 +198,7 @@ def test_forecast_is_recorded_from_the_epoch_marks(gpu_run):
     curve, fake, run, meta, _ = gpu_run
     sf = meta["step_forecast"]
     assert sf["energy_method"] == "gpu/nvml_counter" and sf["reason"] is None
-    assert sf["settings"]["cv_tol"] == 0.2 and sf["settings"]["window"] == 3
+    assert sf["settings"]["cv_tol"] == 0.5 and sf["settings"]["window"] == 3
     assert sf["epochs_planned"] == sf["epochs_trained"] == 12 and not sf["stopped_early"]
     energies = sf["epoch_energies_j"]
     t0, t1, _ = _epoch_edges(run.events)
