@@ -5,15 +5,13 @@ from a tiny real training run on the CPU (a randomly initialised BERT built from
 from __future__ import annotations
 
 import importlib
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("transformers")
 import torch  # noqa: E402
+from profiled import only_run, run_profiler  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from transformers import (  # noqa: E402
     BertConfig,
@@ -25,9 +23,8 @@ from transformers import (  # noqa: E402
 
 from helpers import marks  # noqa: E402
 from helpers.collect.callbacks.hf import ProfileCallback  # noqa: E402
-from helpers.readers.project import discover_runs, read_run  # noqa: E402
+from helpers.readers.project import read_run  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 TRAIN, VAL, BATCH, TOKENS = 32, 16, 8, 8
 #: A researcher's Trainer script with the callback (the profiled command of the end-to-end test).
 SCRIPT = """
@@ -179,16 +176,10 @@ def test_missing_extra_names_the_install_command(monkeypatch) -> None:
 @pytest.mark.slow
 def test_a_trainer_script_under_the_profiler_gives_a_run_folder_with_its_epochs(tmp_path):
     (tmp_path / "train_hf.py").write_text(SCRIPT)
-    env = {k: v for k, v in os.environ.items() if k != marks.ENV_VAR}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    done = subprocess.run(
-        [sys.executable, "-m", "helpers", "profile", "--raw-root", str(tmp_path / "raw"),
-         "--lock-dir", str(tmp_path / "locks"), "--environment", "test", "--fake-gpus", "1",
-         "--quiet", "--", sys.executable, "train_hf.py"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False)
+    done = run_profiler(tmp_path, "--fake-gpus", "1", "--quiet", "--", sys.executable,
+                        "train_hf.py", timeout=120)
     assert done.returncode == 0, done.stderr
-    (run_dir,) = discover_runs(tmp_path / "raw")
-    run = read_run(run_dir)
+    run = read_run(only_run(tmp_path))
     events = run.events[run.events["event"].isin(["epoch_start", "eval_start", "epoch_end"])]
     assert list(zip(events["event"], events["epoch"], strict=True)) == [
         (n, e) for e in (0, 1) for n in ("epoch_start", "eval_start", "epoch_end")]

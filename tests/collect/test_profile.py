@@ -14,14 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from profiled import child_env, only_run, profiler, run_profiler
 
-from helpers import marks
 from helpers.collect import profile
 from helpers.collect.devices.fake_nvml import FakeNvmlBackend
 from helpers.collect.sampler import Sampler
 from helpers.readers.project import discover_runs, read_run
-
-ROOT = Path(__file__).resolve().parents[2]
 
 #: A tiny real training on this CPU (about 0.5 s per epoch) that reports to the profiler.
 TRAIN_SCRIPT = '''
@@ -68,28 +66,6 @@ print("ready", flush=True)
 time.sleep(60)
 '''
 EPOCHS = 3
-
-
-def profiler(tmp_path: Path, *args: str) -> list[str]:
-    """The profiler's command line, writing under ``tmp_path`` with its own lock folder."""
-    return [sys.executable, "-m", "helpers", "profile", "--raw-root", str(tmp_path / "raw"),
-            "--lock-dir", str(tmp_path / "locks"), "--environment", "test", *args]
-
-
-def child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != marks.ENV_VAR}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-def run_profiler(tmp_path: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(profiler(tmp_path, *args), capture_output=True, text=True,
-                          env=child_env(), cwd=tmp_path, timeout=timeout, check=False)
-
-
-def only_run(tmp_path: Path) -> Path:
-    (run_dir,) = discover_runs(tmp_path / "raw")
-    return run_dir
 
 
 @pytest.fixture(scope="module")

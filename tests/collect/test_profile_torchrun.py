@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_profile import child_env, only_run, profiler, run_profiler
+from profiled import child_env, only_run, profiler, run_profiler
 
 from helpers.collect import profile
 from helpers.core import energy
