@@ -325,6 +325,17 @@ def gpu_non_utf8(root: Path, where: tuple[int, bytes]) -> Path:
     return edit(seaa(root), change)
 
 
+def with_bom(path: Path) -> Path:
+    """``path`` with a UTF-8 byte-order mark put in front."""
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    return path
+
+
+def with_crlf(path: Path) -> Path:
+    """``path`` with Windows line ends."""
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    return path
+
 @case("seaa2023", "skip")
 def gpu_non_utf8_in_header(root: Path) -> Path:
     return edit(seaa(root), lambda lines: lines.__setitem__(0, lines[0] + b"\xff"))
@@ -332,16 +343,12 @@ def gpu_non_utf8_in_header(root: Path) -> Path:
 
 @case("seaa2023", "clean")
 def gpu_byte_order_mark(root: Path) -> Path:
-    path = seaa(root)
-    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
-    return path
+    return with_bom(seaa(root))
 
 
 @case("seaa2023", "clean")
 def gpu_crlf_line_ends(root: Path) -> Path:
-    path = seaa(root)
-    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
-    return path
+    return with_crlf(seaa(root))
 
 
 @case("seaa2023", "clean")
@@ -706,16 +713,12 @@ def samples_blank_line(root: Path) -> Path:
 
 @case("project", "clean")
 def samples_byte_order_mark(root: Path) -> Path:
-    path = run_file(root, "samples.csv")
-    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
-    return path
+    return with_bom(run_file(root, "samples.csv"))
 
 
 @case("project", "clean")
 def samples_crlf_line_ends(root: Path) -> Path:
-    path = run_file(root, "samples.csv")
-    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
-    return path
+    return with_crlf(run_file(root, "samples.csv"))
 
 
 @case("project", "skip", tolerance=0.05)  # the run loses its last sample
@@ -937,16 +940,12 @@ def cc_text_energy_not_strict(root: Path) -> Path:
 
 @case("codecarbon", "clean")
 def cc_byte_order_mark(root: Path) -> Path:
-    path = cc_file(root)
-    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
-    return path
+    return with_bom(cc_file(root))
 
 
 @case("codecarbon", "clean")
 def cc_crlf_line_ends(root: Path) -> Path:
-    path = cc_file(root)
-    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
-    return path
+    return with_crlf(cc_file(root))
 
 
 @case("codecarbon", "clean")
@@ -1156,16 +1155,12 @@ def tidy_stray_carriage_return(root: Path) -> Path:
 
 @case("samples", "clean")
 def tidy_byte_order_mark(root: Path) -> Path:
-    path = tidy(root)
-    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
-    return path
+    return with_bom(tidy(root))
 
 
 @case("samples", "clean")
 def tidy_crlf_line_ends(root: Path) -> Path:
-    path = tidy(root)
-    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
-    return path
+    return with_crlf(tidy(root))
 
 
 @case("samples", "skip", touched="b", tolerance=0.05)  # run b loses its last sample
